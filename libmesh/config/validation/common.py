@@ -1,0 +1,3 @@
+"""Istio validation rules: common."""
+
+from __future__ import annotations

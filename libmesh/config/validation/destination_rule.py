@@ -1,0 +1,3 @@
+"""Istio validation rules: destination_rule."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Istio validation rules: extensions."""
+
+from __future__ import annotations

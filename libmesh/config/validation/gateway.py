@@ -1,0 +1,3 @@
+"""Istio validation rules: gateway."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Istio validation rules: security."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Istio validation rules: service_entry."""
+
+from __future__ import annotations

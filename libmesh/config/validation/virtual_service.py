@@ -1,0 +1,3 @@
+"""Istio validation rules: virtual_service."""
+
+from __future__ import annotations
