@@ -1,0 +1,1 @@
+"""Routing: the neutral call model, compiled snapshots and the decisions they make."""

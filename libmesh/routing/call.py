@@ -1,0 +1,95 @@
+"""The neutral call model: what every adapter turns its framework's request into."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+__all__ = ["Call"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
+
+
+@dataclass(slots=True)
+class Call:
+    """One outbound (or inbound) request as the mesh sees it, independent of the framework.
+
+    ``headers`` keys are lower-case; repeated headers are joined with ``","`` as Envoy matches them.
+    ``path`` includes the query string. ``port`` is the port the caller addressed (from the URL, or the
+    scheme's default). ``extensions`` carries per-call data between layers without growing this class::
+
+        Call(method="GET", authority="reviews:9080", path="/reviews/1", headers={"end-user": "jason"})
+    """
+
+    authority: str
+    path: str = "/"
+    method: str = "GET"
+    scheme: str = "http"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    port: int | None = None
+    protocol: str = "http"
+    source_address: str | None = None
+    peer_identity: str | None = None
+    deadline: float | None = None
+    extensions: dict[str, Any] = field(default_factory=dict)
+    _host: str | None = field(default=None, repr=False)
+    _query: dict[str, str] | None = field(default=None, repr=False)
+    _path_only: str | None = field(default=None, repr=False)
+
+    @property
+    def host(self) -> str:
+        """The authority without its port, lower-cased."""
+        if self._host is None:
+            self._split_authority()
+        assert self._host is not None
+        return self._host
+
+    @property
+    def target_port(self) -> int:
+        """The port the caller addressed: explicit ``port``, else the authority's, else the scheme default."""
+        if self.port is None:
+            self._split_authority()
+        assert self.port is not None
+        return self.port
+
+    def _split_authority(self) -> None:
+        auth = self.authority
+        port: int | None = None
+        if auth.startswith("["):  # [v6]:port
+            end = auth.find("]")
+            host = auth[1:end] if end > 0 else auth
+            rest = auth[end + 1 :] if end > 0 else ""
+            if rest.startswith(":") and rest[1:].isdigit():
+                port = int(rest[1:])
+        else:
+            host, sep, p = auth.rpartition(":")
+            if sep and p.isdigit() and host:
+                port = int(p)
+            else:
+                host = auth
+        self._host = host.lower().rstrip(".")
+        if self.port is None:
+            self.port = port if port is not None else _DEFAULT_PORTS.get(self.scheme, 80)
+
+    @property
+    def path_only(self) -> str:
+        """The path without its query string (what Envoy's path matchers see)."""
+        p = self._path_only
+        if p is None:
+            q = self.path.find("?")
+            p = self._path_only = self.path if q < 0 else self.path[:q]
+        return p
+
+    @property
+    def query(self) -> dict[str, str]:
+        """Query parameters (first value wins, as Envoy's query matchers see them)."""
+        if self._query is None:
+            q = self.path.find("?")
+            params: dict[str, str] = {}
+            if q >= 0:
+                for k, v in parse_qsl(self.path[q + 1 :].split("#", 1)[0], keep_blank_values=True):
+                    params.setdefault(k, v)
+            self._query = params
+        return self._query
