@@ -161,7 +161,10 @@ def explain_json(snapshot: Any, call: Any) -> dict[str, Any]:
         "redirect": None,
         "direct_response": None,
         "rewrite": None,
-        "mirrors": [{"host": m.host, "subset": m.subset, "port": m.port, "percent": _num(m.percent)} for m in d.mirrors],
+        "mirrors": [
+            {"host": m.host, "subset": m.subset, "port": m.port, "percent": _num(m.percent)}
+            for m in d.mirrors
+        ],
         "request_headers": _ops(d.request_headers),
         "response_headers": _ops(d.response_headers),
     }

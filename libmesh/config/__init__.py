@@ -20,7 +20,7 @@ from .model import *  # noqa: F403
 from .resources import *  # noqa: F403
 from .support import Support
 
-__all__ = [  # noqa: RUF022 - grouped by role
+__all__ = [
     "ConfigSet",
     "Document",
     "Duration",

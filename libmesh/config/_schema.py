@@ -313,7 +313,12 @@ class Decoder:
             spec = by_json.get(key)
             if spec is None and key in _RESERVED.get(cls, ()):
                 self.problems.append(
-                    Located(sub, knode.start_mark.line + 1, f'"{key}" was removed from Istio\'s API; ignored', True)
+                    Located(
+                        sub,
+                        knode.start_mark.line + 1,
+                        f'"{key}" was removed from Istio\'s API; ignored',
+                        True,
+                    )
                 )
                 continue
             if spec is None:
@@ -452,7 +457,7 @@ def _scalar(node: yaml.Node) -> Any:
 def _scalar_kind_name(ts: TypeSpec) -> str:
     if ts.kind in (Kind.DURATION, Kind.ENUM, Kind.BYTES):
         return "string"
-    return ts.kind.value
+    return str(ts.kind.value)
 
 
 def _node_type(node: yaml.Node) -> str:

@@ -147,6 +147,11 @@ def parse_yaml(text: str, *, file: str = "<string>", namespace: str = "default")
         msg = " ".join(str(x) for x in (e.context, e.problem) if x)
         issues.append(ConfigIssue(Severity.ERROR, f"invalid YAML: {msg}", file=file, line=line))
         return ConfigSet((), tuple(issues))
+    except yaml.reader.ReaderError as e:  # a character YAML forbids; it carries a position, not a mark
+        line = text.count("\n", 0, e.position) + 1
+        msg = f"invalid YAML: character {e.character!r} is not allowed ({e.reason})"
+        issues.append(ConfigIssue(Severity.ERROR, msg, file=file, line=line))
+        return ConfigSet((), tuple(issues))
     except (yaml.YAMLError, ValueError, RecursionError) as e:
         issues.append(ConfigIssue(Severity.ERROR, f"invalid YAML: {e}", file=file))
         return ConfigSet((), tuple(issues))
@@ -190,7 +195,7 @@ def _quote_flow_scalar(text: str, e: yaml.MarkedYAMLError) -> str | None:
     if not token or token[0] in "'\"" or "'" in token:
         return None
     lead = len(line[start:end]) - len(line[start:end].lstrip())
-    lines[mark.line] = f"{line[: start + lead]}'{token}'{line[start + lead + len(token):]}"
+    lines[mark.line] = f"{line[: start + lead]}'{token}'{line[start + lead + len(token) :]}"
     return "\n".join(lines)
 
 
@@ -198,9 +203,7 @@ def _expand(paths: Iterable[str | os.PathLike[str]], issues: list[ConfigIssue]) 
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = sorted(
-                str(f) for f in p.rglob("*") if f.suffix in _YAML_SUFFIXES and f.is_file()
-            )
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix in _YAML_SUFFIXES and f.is_file())
             if not found:
                 log.debug("%s: no *.yaml or *.yml files", p)
             yield from found
@@ -213,7 +216,8 @@ def _expand(paths: Iterable[str | os.PathLike[str]], issues: list[ConfigIssue]) 
 def _mapping_get(node: yaml.MappingNode, key: str) -> yaml.Node | None:
     for k, v in node.value:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return v
+            found: yaml.Node = v
+            return found
     return None
 
 
@@ -267,7 +271,12 @@ def _decode_document(node: yaml.MappingNode, file: str, issues: list[ConfigIssue
                 ConfigIssue(
                     Severity.WARNING,
                     f"kind {kind} ({api_version}) is not supported by libmesh; skipped",
-                    "", file, line, kind, namespace, name,
+                    "",
+                    file,
+                    line,
+                    kind,
+                    namespace,
+                    name,
                 )
             )
         else:

@@ -44,7 +44,10 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "HTTPMatchRequest.stat_prefix": (Support.NOT_YET, _ENVOY),
     "HTTPRetry.retry_remote_localities": (Support.NOT_YET, _LOCALITY),
     "HTTPFaultInjectionDelay.exponential_delay": (Support.NOT_YET, "Istio does not implement it either"),
-    "HTTPFaultInjectionAbort.http2_error": (Support.NOT_YET, "an HTTP/2 stream reset cannot be injected in-process"),
+    "HTTPFaultInjectionAbort.http2_error": (
+        Support.NOT_YET,
+        "an HTTP/2 stream reset cannot be injected in-process",
+    ),
     # DestinationRule
     "TrafficPolicy.tls": (Support.NOT_YET, _MTLS),
     "TrafficPolicy.tunnel": (Support.NOT_YET, _L4),
@@ -60,8 +63,14 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "HTTPSettings.use_client_protocol": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_concurrent_streams": (Support.NOT_YET, _POOL),
     "HTTPSettings.connection_keepalive": (Support.NOT_YET, _POOL),
-    "OutlierDetection.split_external_local_origin_errors": (Support.NOT_YET, "local-origin errors are not split"),
-    "OutlierDetection.consecutive_local_origin_failures": (Support.NOT_YET, "local-origin errors are not split"),
+    "OutlierDetection.split_external_local_origin_errors": (
+        Support.NOT_YET,
+        "local-origin errors are not split",
+    ),
+    "OutlierDetection.consecutive_local_origin_failures": (
+        Support.NOT_YET,
+        "local-origin errors are not split",
+    ),
     # ServiceEntry / WorkloadEntry
     "ServiceEntrySpec.addresses": (Support.NOT_YET, "calls are routed by host name, not by VIP"),
     "ServiceEntrySpec.subject_alt_names": (Support.NOT_YET, _MTLS),
@@ -94,12 +103,16 @@ def unenforced_fields(resource: Resource) -> list[Located]:
     """Warnings for each set field of ``resource`` that libmesh parses but does not act on."""
     if not type(resource).ENFORCED or resource.KIND in KIND_NOTES:
         note = KIND_NOTES.get(resource.KIND, "")
-        msg = f"{resource.KIND} is accepted by Istio, not yet enforced by libmesh" + (f" ({note})" if note else "")
+        msg = f"{resource.KIND} is accepted by Istio, not yet enforced by libmesh" + (
+            f" ({note})" if note else ""
+        )
         return [Located("", None, msg, warning=True)]
-    return list(_walk(resource.spec, "spec"))
+    return list(_walk(getattr(resource, "spec", None), "spec"))
 
 
 def _walk(obj: Any, path: str) -> Iterator[Located]:
+    if obj is None:
+        return
     for spec in fields_of(type(obj)):
         value = getattr(obj, spec.name)
         if value is None or (spec.type.kind in (Kind.LIST, Kind.MAP) and not value):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 
-__all__ = ["call_host_candidates", "host_matches", "is_wildcard", "resolve_config_host", "wildcard_specificity"]
+__all__ = [
+    "call_host_candidates",
+    "host_matches",
+    "is_wildcard",
+    "resolve_config_host",
+    "wildcard_specificity",
+]
 
 
 def resolve_config_host(host: str, namespace: str, domain: str = "cluster.local") -> str:

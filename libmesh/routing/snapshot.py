@@ -26,13 +26,20 @@ from ..config.loader import ConfigSet
 from ..config.model.destination_rule import DestinationRuleSpec, PortTrafficPolicy, TrafficPolicy
 from ..config.model.virtual_service import (
     Destination,
+    Headers,
     HTTPMatchRequest,
     HTTPRetry,
     HTTPRoute,
-    Headers,
     StringMatch,
 )
-from ..config.resources import DestinationRule, MeshConfig, MeshConfigSpec, Resource, ServiceEntry, VirtualService
+from ..config.resources import (
+    DestinationRule,
+    MeshConfig,
+    MeshConfigSpec,
+    Resource,
+    ServiceEntry,
+    VirtualService,
+)
 from ..workload import Workload
 from .call import Call
 from .decision import (
@@ -140,7 +147,9 @@ class Snapshot:
         self._default_retry = _retry_policy(mesh.default_http_retry_policy)
         self._default_cache: dict[tuple[str, int], RouteDecision] = {}
         self._resolve_cache: dict[str, str] = {}
-        self._policy_cache: dict[tuple[str, str | None, int | None], tuple[TrafficPolicy | None, str | None]] = {}
+        self._policy_cache: dict[
+            tuple[str, str | None, int | None], tuple[TrafficPolicy | None, str | None]
+        ] = {}
         self._version: str | None = None
 
     @property
@@ -223,7 +232,9 @@ class Snapshot:
                     continue
                 predicate = _compile_match(m) if m is not None else None
                 decision = self._compile_decision(http, m, i, j, name, ns, host)
-                routes.append(_CompiledRoute(m.port if m is not None and m.port else None, predicate, decision))
+                routes.append(
+                    _CompiledRoute(m.port if m is not None and m.port else None, predicate, decision)
+                )
                 if predicate is None and (m is None or not m.port):
                     catch_all = True
                     break
@@ -288,7 +299,9 @@ class Snapshot:
             if dr.body is not None:
                 body = dr.body.string.encode() if dr.body.string is not None else dr.body.bytes_
             return RouteDecision(
-                action=Action.DIRECT_RESPONSE, direct_response=DirectResponse(dr.status or 200, body), **common
+                action=Action.DIRECT_RESPONSE,
+                direct_response=DirectResponse(dr.status or 200, body),
+                **common,
             )
         rewrite = _rewrite(http, matched_prefix, ignore_case, header_authority)
         destinations = self._destinations(http, ns)
@@ -303,7 +316,9 @@ class Snapshot:
             destinations=destinations,
             cumulative=tuple(cumulative),
             timeout=timeout or None,  # 0s means no timeout, as in Envoy
-            retries=_retry_policy(http.retries if http.retries is not None else self.mesh.default_http_retry_policy),
+            retries=_retry_policy(
+                http.retries if http.retries is not None else self.mesh.default_http_retry_policy
+            ),
             fault=_fault(http),
             rewrite=rewrite,
             mirrors=self._mirrors(http, ns),
@@ -320,9 +335,7 @@ class Snapshot:
         for e, w in zip(entries, weights, strict=True):
             assert e.destination is not None
             req, resp, authority = _header_ops(e.headers)
-            out.append(
-                self._weighted(e.destination, ns, round(w * 100.0 / total, 6), req, resp, authority)
-            )
+            out.append(self._weighted(e.destination, ns, round(w * 100.0 / total, 6), req, resp, authority))
         return tuple(out)
 
     def _weighted(
@@ -384,7 +397,11 @@ class Snapshot:
         export = frozenset(ns if e == "." else e for e in spec.export_to) or frozenset({"*"})
         entries = self._destination_rules.setdefault(ns, [])
         for entry in entries:
-            if entry.host == host and entry.export_to == export and (entry.selector is None) == (selector is None):
+            if (
+                entry.host == host
+                and entry.export_to == export
+                and (entry.selector is None) == (selector is None)
+            ):
                 entry.spec = _merge_destination_rules(entry.spec, spec)
                 entry.names.append(dr.name)
                 return
@@ -416,7 +433,9 @@ class Snapshot:
                 return best
         return None
 
-    def traffic_policy(self, host: str, subset: str | None = None, port: int | None = None) -> TrafficPolicy | None:
+    def traffic_policy(
+        self, host: str, subset: str | None = None, port: int | None = None
+    ) -> TrafficPolicy | None:
         """The DestinationRule traffic policy for ``host`` (FQDN), ``subset`` and ``port``, merged as Istio
         merges it: port-level settings replace the top level wholesale, then the subset's policy overrides
         field by field (its own port-level settings again wholesale). ``None`` when no rule applies."""
@@ -670,7 +689,9 @@ def _header_ops(headers: Headers | None) -> tuple[HeaderOps, HeaderOps, str | No
     return ops(headers.request, True), ops(headers.response, False), authority
 
 
-def _rewrite(http: HTTPRoute, matched_prefix: str | None, ignore_case: bool, authority: str | None) -> Rewrite | None:
+def _rewrite(
+    http: HTTPRoute, matched_prefix: str | None, ignore_case: bool, authority: str | None
+) -> Rewrite | None:
     rw = http.rewrite
     if rw is None:
         return Rewrite(authority=authority) if authority else None
@@ -763,29 +784,29 @@ def _from_port_policy(p: PortTrafficPolicy) -> TrafficPolicy:
     )
 
 
-def _merge_subset_policy(original: TrafficPolicy | None, subset: TrafficPolicy, port: int | None) -> TrafficPolicy:
+def _merge_subset_policy(
+    original: TrafficPolicy | None, subset: TrafficPolicy, port: int | None
+) -> TrafficPolicy:
     sub, has_port_level = _port_level(subset, port)
     assert sub is not None
     if original is None:
         return sub
-    merged = {
-        "connection_pool": original.connection_pool,
-        "load_balancer": original.load_balancer,
-        "outlier_detection": original.outlier_detection,
-        "tls": original.tls,
-        "tunnel": original.tunnel,
-        "proxy_protocol": original.proxy_protocol,
-        "retry_budget": original.retry_budget,
-    }
-    for name in ("connection_pool", "outlier_detection", "load_balancer", "tls"):
-        value = getattr(sub, name)
-        if value is not None or has_port_level:
-            merged[name] = value
-    for name in ("tunnel", "proxy_protocol", "retry_budget"):
-        value = getattr(sub, name)
-        if value is not None:
-            merged[name] = value
-    return TrafficPolicy(**merged)
+    # A subset overrides field by field; its port-level settings (if any) replace these four wholesale.
+    return replace(
+        original,
+        port_level_settings=(),
+        connection_pool=sub.connection_pool
+        if sub.connection_pool or has_port_level
+        else original.connection_pool,
+        outlier_detection=sub.outlier_detection
+        if sub.outlier_detection or has_port_level
+        else original.outlier_detection,
+        load_balancer=sub.load_balancer if sub.load_balancer or has_port_level else original.load_balancer,
+        tls=sub.tls if sub.tls or has_port_level else original.tls,
+        tunnel=sub.tunnel or original.tunnel,
+        proxy_protocol=sub.proxy_protocol or original.proxy_protocol,
+        retry_budget=sub.retry_budget or original.retry_budget,
+    )
 
 
 def _merge_destination_rules(first: DestinationRuleSpec, other: DestinationRuleSpec) -> DestinationRuleSpec:
@@ -800,10 +821,7 @@ def _merge_destination_rules(first: DestinationRuleSpec, other: DestinationRuleS
 def _visible(export_to: tuple[str, ...], resource_ns: str, client_ns: str) -> bool:
     if not export_to:
         return True
-    for e in export_to:
-        if e == "*" or (e == "." and resource_ns == client_ns) or e == client_ns:
-            return True
-    return False
+    return any(e in ("*", client_ns) or (e == "." and resource_ns == client_ns) for e in export_to)
 
 
 def _service_namespace(host: str, domain: str) -> str | None:

@@ -1,18 +1,45 @@
+"""Istio ``networking.istio.io`` EnvoyFilter messages: matches and patches on Envoy config."""
+
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any  # noqa: F401
+from typing import Any
 
-from .._schema import Duration, fld, message
-
+from .._schema import fld, message
 from .selector import PolicyTargetReference
 from .sidecar import WorkloadSelector
 
-__all__ = ["EnvoyFilterApplyTo", "EnvoyFilterClusterMatch", "EnvoyFilterEnvoyConfigObjectMatch", "EnvoyFilterEnvoyConfigObjectPatch", "EnvoyFilterListenerMatch", "EnvoyFilterListenerMatchFilterChainMatch", "EnvoyFilterListenerMatchFilterMatch", "EnvoyFilterListenerMatchSubFilterMatch", "EnvoyFilterPatch", "EnvoyFilterPatchContext", "EnvoyFilterPatchFilterClass", "EnvoyFilterPatchOperation", "EnvoyFilterProxyMatch", "EnvoyFilterRouteConfigurationMatch", "EnvoyFilterRouteConfigurationMatchRouteMatch", "EnvoyFilterRouteConfigurationMatchRouteMatchAction", "EnvoyFilterRouteConfigurationMatchVirtualHostMatch", "EnvoyFilterSpec", "EnvoyFilterWaypointMatch", "EnvoyFilterWaypointMatchFilterMatch", "EnvoyFilterWaypointMatchFilterMatchSubFilterMatch", "EnvoyFilterWaypointMatchRouteMatch"]
+__all__ = [
+    "EnvoyFilterApplyTo",
+    "EnvoyFilterClusterMatch",
+    "EnvoyFilterEnvoyConfigObjectMatch",
+    "EnvoyFilterEnvoyConfigObjectPatch",
+    "EnvoyFilterListenerMatch",
+    "EnvoyFilterListenerMatchFilterChainMatch",
+    "EnvoyFilterListenerMatchFilterMatch",
+    "EnvoyFilterListenerMatchSubFilterMatch",
+    "EnvoyFilterPatch",
+    "EnvoyFilterPatchContext",
+    "EnvoyFilterPatchFilterClass",
+    "EnvoyFilterPatchOperation",
+    "EnvoyFilterProxyMatch",
+    "EnvoyFilterRouteConfigurationMatch",
+    "EnvoyFilterRouteConfigurationMatchRouteMatch",
+    "EnvoyFilterRouteConfigurationMatchRouteMatchAction",
+    "EnvoyFilterRouteConfigurationMatchVirtualHostMatch",
+    "EnvoyFilterSpec",
+    "EnvoyFilterWaypointMatch",
+    "EnvoyFilterWaypointMatchFilterMatch",
+    "EnvoyFilterWaypointMatchFilterMatchSubFilterMatch",
+    "EnvoyFilterWaypointMatchRouteMatch",
+]
 
 
 class EnvoyFilterApplyTo(StrEnum):
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ApplyTo"""
+    """Kind of Envoy object a patch targets: listener, filter, route configuration, cluster and so on.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ApplyTo``.
+    """
 
     INVALID = "INVALID"
     LISTENER = "LISTENER"
@@ -29,7 +56,10 @@ class EnvoyFilterApplyTo(StrEnum):
 
 
 class EnvoyFilterPatchContext(StrEnum):
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.PatchContext"""
+    """Which proxies and traffic a patch applies to: sidecar inbound or outbound, gateway, waypoint, any.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.PatchContext``.
+    """
 
     ANY = "ANY"
     SIDECAR_INBOUND = "SIDECAR_INBOUND"
@@ -39,7 +69,10 @@ class EnvoyFilterPatchContext(StrEnum):
 
 
 class EnvoyFilterRouteConfigurationMatchRouteMatchAction(StrEnum):
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.RouteMatch.Action"""
+    """Kind of Envoy route to match: any, a forwarding route, a redirect or a direct response.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.RouteMatch.Action``.
+    """
 
     ANY = "ANY"
     ROUTE = "ROUTE"
@@ -48,7 +81,10 @@ class EnvoyFilterRouteConfigurationMatchRouteMatchAction(StrEnum):
 
 
 class EnvoyFilterPatchOperation(StrEnum):
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.Patch.Operation"""
+    """How a patch changes the matched Envoy object: merge, add, remove, insert or replace.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.Patch.Operation``.
+    """
 
     INVALID = "INVALID"
     MERGE = "MERGE"
@@ -62,7 +98,11 @@ class EnvoyFilterPatchOperation(StrEnum):
 
 
 class EnvoyFilterPatchFilterClass(StrEnum):
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.Patch.FilterClass"""
+    """Where an inserted filter lands relative to Istio's authn, authz and stats filters.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.Patch.FilterClass``. UNSPECIFIED leaves the position to the
+    control plane.
+    """
 
     UNSPECIFIED = "UNSPECIFIED"
     AUTHN = "AUTHN"
@@ -72,7 +112,11 @@ class EnvoyFilterPatchFilterClass(StrEnum):
 
 @message
 class EnvoyFilterSpec:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter"""
+    """Spec of an EnvoyFilter: patches applied to the Envoy configuration Istio generates.
+
+    Istio ``networking.v1alpha3.EnvoyFilter``. Patch sets run in ascending ``priority`` (default 0),
+    root-namespace sets first; patches within a set run in list order.
+    """
 
     workload_selector: WorkloadSelector | None = None
     targetRefs: tuple[PolicyTargetReference, ...] = fld(default=())
@@ -82,7 +126,10 @@ class EnvoyFilterSpec:
 
 @message
 class EnvoyFilterProxyMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ProxyMatch"""
+    """Limits a patch to proxies of a given version (regex) or with given node metadata.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ProxyMatch``.
+    """
 
     proxy_version: str | None = None
     metadata: dict[str, str] = fld(factory=dict)
@@ -90,7 +137,10 @@ class EnvoyFilterProxyMatch:
 
 @message
 class EnvoyFilterClusterMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ClusterMatch"""
+    """Selects the Envoy clusters to patch by port, service host, subset or cluster name.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ClusterMatch``.
+    """
 
     port_number: int | None = fld(proto="uint32")
     service: str | None = None
@@ -100,7 +150,10 @@ class EnvoyFilterClusterMatch:
 
 @message
 class EnvoyFilterRouteConfigurationMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch"""
+    """Selects the route configurations, and optionally a virtual host, to patch.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch``.
+    """
 
     port_number: int | None = fld(proto="uint32")
     port_name: str | None = None
@@ -111,7 +164,10 @@ class EnvoyFilterRouteConfigurationMatch:
 
 @message
 class EnvoyFilterRouteConfigurationMatchRouteMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.RouteMatch"""
+    """Selects a route inside a virtual host by name and kind of action.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.RouteMatch``.
+    """
 
     name: str | None = None
     action: EnvoyFilterRouteConfigurationMatchRouteMatchAction | None = None
@@ -119,7 +175,10 @@ class EnvoyFilterRouteConfigurationMatchRouteMatch:
 
 @message
 class EnvoyFilterRouteConfigurationMatchVirtualHostMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch"""
+    """Selects a virtual host by name or domain, and optionally a route in it.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch``.
+    """
 
     name: str | None = None
     domain_name: str | None = None
@@ -128,7 +187,10 @@ class EnvoyFilterRouteConfigurationMatchVirtualHostMatch:
 
 @message
 class EnvoyFilterListenerMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ListenerMatch"""
+    """Selects the listeners, and optionally a filter chain or listener filter, to patch.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ListenerMatch``.
+    """
 
     port_number: int | None = fld(proto="uint32")
     port_name: str | None = None
@@ -139,7 +201,10 @@ class EnvoyFilterListenerMatch:
 
 @message
 class EnvoyFilterListenerMatchFilterChainMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterChainMatch"""
+    """Selects a listener's filter chain by name, SNI, protocols, destination port or contained filter.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterChainMatch``.
+    """
 
     name: str | None = None
     sni: str | None = None
@@ -152,7 +217,10 @@ class EnvoyFilterListenerMatchFilterChainMatch:
 
 @message
 class EnvoyFilterListenerMatchFilterMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterMatch"""
+    """Selects a network filter of a filter chain by name, and optionally one of its HTTP filters.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ListenerMatch.FilterMatch``.
+    """
 
     name: str | None = None
     sub_filter: EnvoyFilterListenerMatchSubFilterMatch | None = None
@@ -160,14 +228,20 @@ class EnvoyFilterListenerMatchFilterMatch:
 
 @message
 class EnvoyFilterListenerMatchSubFilterMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.ListenerMatch.SubFilterMatch"""
+    """Selects an HTTP filter inside the HTTP connection manager by name.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.ListenerMatch.SubFilterMatch``.
+    """
 
     name: str | None = None
 
 
 @message
 class EnvoyFilterWaypointMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.WaypointMatch"""
+    """Selects waypoint proxy configuration to patch by port, route or filter.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.WaypointMatch``.
+    """
 
     port_number: int | None = fld(proto="uint32")
     route: EnvoyFilterWaypointMatchRouteMatch | None = None
@@ -176,14 +250,20 @@ class EnvoyFilterWaypointMatch:
 
 @message
 class EnvoyFilterWaypointMatchRouteMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.WaypointMatch.RouteMatch"""
+    """Selects a waypoint route by name.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.WaypointMatch.RouteMatch``.
+    """
 
     name: str | None = None
 
 
 @message
 class EnvoyFilterWaypointMatchFilterMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.WaypointMatch.FilterMatch"""
+    """Selects a waypoint filter by name, and optionally one of its sub-filters.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.WaypointMatch.FilterMatch``.
+    """
 
     name: str | None = None
     sub_filter: EnvoyFilterWaypointMatchFilterMatchSubFilterMatch | None = None
@@ -191,14 +271,20 @@ class EnvoyFilterWaypointMatchFilterMatch:
 
 @message
 class EnvoyFilterWaypointMatchFilterMatchSubFilterMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.WaypointMatch.FilterMatch.SubFilterMatch"""
+    """Selects a sub-filter of a waypoint filter by name.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.WaypointMatch.FilterMatch.SubFilterMatch``.
+    """
 
     name: str | None = None
 
 
 @message
 class EnvoyFilterPatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.Patch"""
+    """The change a patch makes: an ``operation`` and the free-form Envoy config ``value`` it uses.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.Patch``.
+    """
 
     operation: EnvoyFilterPatchOperation | None = None
     value: Any | None = None
@@ -207,7 +293,10 @@ class EnvoyFilterPatch:
 
 @message
 class EnvoyFilterEnvoyConfigObjectMatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectMatch"""
+    """What a patch targets: a context, a proxy, and one listener, route configuration, cluster or waypoint.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectMatch``.
+    """
 
     context: EnvoyFilterPatchContext | None = None
     proxy: EnvoyFilterProxyMatch | None = None
@@ -219,9 +308,11 @@ class EnvoyFilterEnvoyConfigObjectMatch:
 
 @message
 class EnvoyFilterEnvoyConfigObjectPatch:
-    """TODO_DOC networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectPatch"""
+    """One config patch: the kind of object (``apply_to``), how to find it and what to change.
+
+    Istio ``networking.v1alpha3.EnvoyFilter.EnvoyConfigObjectPatch``.
+    """
 
     apply_to: EnvoyFilterApplyTo | None = None
     match: EnvoyFilterEnvoyConfigObjectMatch | None = None
     patch: EnvoyFilterPatch | None = None
-

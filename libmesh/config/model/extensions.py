@@ -1,17 +1,31 @@
+"""Istio ``extensions.istio.io`` WasmPlugin messages."""
+
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any  # noqa: F401
+from typing import Any
 
-from .._schema import Duration, fld, message
-
+from .._schema import fld, message
 from .selector import PolicyPortSelector, PolicyTargetReference, PolicyWorkloadSelector, WorkloadMode
 
-__all__ = ["EnvValueSource", "EnvVar", "FailStrategy", "PluginPhase", "PluginType", "PullPolicy", "VmConfig", "WasmPluginSpec", "WasmPluginTrafficSelector"]
+__all__ = [
+    "EnvValueSource",
+    "EnvVar",
+    "FailStrategy",
+    "PluginPhase",
+    "PluginType",
+    "PullPolicy",
+    "VmConfig",
+    "WasmPluginSpec",
+    "WasmPluginTrafficSelector",
+]
 
 
 class PluginType(StrEnum):
-    """TODO_DOC extensions.v1alpha1.PluginType"""
+    """Whether a Wasm plugin runs as an HTTP (L7, the default) or a network (L4) filter.
+
+    Istio ``extensions.v1alpha1.PluginType``.
+    """
 
     UNSPECIFIED_PLUGIN_TYPE = "UNSPECIFIED_PLUGIN_TYPE"
     HTTP = "HTTP"
@@ -19,7 +33,11 @@ class PluginType(StrEnum):
 
 
 class PluginPhase(StrEnum):
-    """TODO_DOC extensions.v1alpha1.PluginPhase"""
+    """Where a Wasm plugin is inserted: before the authn, authz or stats filters, or where Istio chooses.
+
+    Istio ``extensions.v1alpha1.PluginPhase``. UNSPECIFIED_PHASE usually means near the end of the chain, just
+    before the router.
+    """
 
     UNSPECIFIED_PHASE = "UNSPECIFIED_PHASE"
     AUTHN = "AUTHN"
@@ -28,7 +46,11 @@ class PluginPhase(StrEnum):
 
 
 class PullPolicy(StrEnum):
-    """TODO_DOC extensions.v1alpha1.PullPolicy"""
+    """When a Wasm module is fetched again: IfNotPresent or Always.
+
+    Istio ``extensions.v1alpha1.PullPolicy``. Unspecified means IfNotPresent, except for OCI images tagged
+    ``latest``, which default to Always.
+    """
 
     UNSPECIFIED_POLICY = "UNSPECIFIED_POLICY"
     IfNotPresent = "IfNotPresent"
@@ -36,14 +58,21 @@ class PullPolicy(StrEnum):
 
 
 class EnvValueSource(StrEnum):
-    """TODO_DOC extensions.v1alpha1.EnvValueSource"""
+    """Where a Wasm VM environment variable gets its value: inline, or the proxy's host environment.
+
+    Istio ``extensions.v1alpha1.EnvValueSource``.
+    """
 
     INLINE = "INLINE"
     HOST = "HOST"
 
 
 class FailStrategy(StrEnum):
-    """TODO_DOC extensions.v1alpha1.FailStrategy"""
+    """What a fatal Wasm plugin error does to traffic (Istio ``extensions.v1alpha1.FailStrategy``).
+
+    FAIL_CLOSE (the default) fails requests with 5xx, FAIL_OPEN skips the plugin, FAIL_RELOAD starts a new
+    plugin instance after a runtime error.
+    """
 
     FAIL_CLOSE = "FAIL_CLOSE"
     FAIL_OPEN = "FAIL_OPEN"
@@ -52,7 +81,11 @@ class FailStrategy(StrEnum):
 
 @message
 class WasmPluginSpec:
-    """TODO_DOC extensions.v1alpha1.WasmPlugin"""
+    """Spec of a WasmPlugin: a WebAssembly extension loaded into the selected proxies.
+
+    Istio ``extensions.v1alpha1.WasmPlugin``. ``url`` is required (``oci://`` is assumed without a scheme).
+    Plugins in the same ``phase`` run by descending ``priority``.
+    """
 
     selector: PolicyWorkloadSelector | None = None
     targetRef: PolicyTargetReference | None = None
@@ -74,7 +107,10 @@ class WasmPluginSpec:
 
 @message
 class WasmPluginTrafficSelector:
-    """TODO_DOC extensions.v1alpha1.WasmPlugin.TrafficSelector"""
+    """Traffic a Wasm plugin applies to: direction (default both) and destination ports (default any).
+
+    Istio ``extensions.v1alpha1.WasmPlugin.TrafficSelector``.
+    """
 
     mode: WorkloadMode | None = None
     ports: tuple[PolicyPortSelector, ...] = fld(default=())
@@ -82,16 +118,21 @@ class WasmPluginTrafficSelector:
 
 @message
 class VmConfig:
-    """TODO_DOC extensions.v1alpha1.VmConfig"""
+    """Settings of the Wasm VM running a plugin: its environment variables.
+
+    Istio ``extensions.v1alpha1.VmConfig``.
+    """
 
     env: tuple[EnvVar, ...] = fld(default=())
 
 
 @message
 class EnvVar:
-    """TODO_DOC extensions.v1alpha1.EnvVar"""
+    """One environment variable for a Wasm VM: a literal value or one taken from the proxy's environment.
+
+    Istio ``extensions.v1alpha1.EnvVar``.
+    """
 
     name: str | None = fld(required=True)
     value_from: EnvValueSource | None = None
     value: str | None = None
-

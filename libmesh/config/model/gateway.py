@@ -1,16 +1,29 @@
+"""Istio ``networking.istio.io`` Gateway messages: edge proxy servers, ports and server-side TLS."""
+
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any  # noqa: F401
 
-from .._schema import Duration, fld, message
+from .._schema import fld, message
 
-
-__all__ = ["GatewaySpec", "Port", "Server", "ServerTLSMode", "ServerTLSSettings", "TLSCertificate", "TLSProtocol"]
+__all__ = [
+    "GatewaySpec",
+    "Port",
+    "Server",
+    "ServerTLSMode",
+    "ServerTLSSettings",
+    "TLSCertificate",
+    "TLSProtocol",
+]
 
 
 class ServerTLSMode(StrEnum):
-    """TODO_DOC networking.v1alpha3.ServerTLSSettings.TLSmode"""
+    """How a gateway server handles TLS: pass it through, terminate it, or require client certificates.
+
+    Istio ``networking.v1alpha3.ServerTLSSettings.TLSmode``. AUTO_PASSTHROUGH routes by SNI without a
+    VirtualService; OPTIONAL_MUTUAL asks for but does not require a client certificate.
+    """
 
     PASSTHROUGH = "PASSTHROUGH"
     SIMPLE = "SIMPLE"
@@ -21,7 +34,10 @@ class ServerTLSMode(StrEnum):
 
 
 class TLSProtocol(StrEnum):
-    """TODO_DOC networking.v1alpha3.ServerTLSSettings.TLSProtocol"""
+    """TLS protocol versions for a gateway server's bounds (TLS_AUTO lets the proxy choose).
+
+    Istio ``networking.v1alpha3.ServerTLSSettings.TLSProtocol``.
+    """
 
     TLS_AUTO = "TLS_AUTO"
     TLSV1_0 = "TLSV1_0"
@@ -32,7 +48,10 @@ class TLSProtocol(StrEnum):
 
 @message
 class GatewaySpec:
-    """TODO_DOC networking.v1alpha3.Gateway"""
+    """Spec of a Gateway: the ports and hosts an edge proxy (ingress or egress) exposes.
+
+    Istio ``networking.v1alpha3.Gateway``. ``selector`` picks the gateway proxies by label.
+    """
 
     servers: tuple[Server, ...] = fld(default=())
     selector: dict[str, str] = fld(factory=dict)
@@ -40,7 +59,10 @@ class GatewaySpec:
 
 @message
 class Server:
-    """TODO_DOC networking.v1alpha3.Server"""
+    """One listener of a Gateway: a port, the hosts served on it and optional TLS.
+
+    Istio ``networking.v1alpha3.Server``.
+    """
 
     port: Port | None = fld(required=True)
     bind: str | None = None
@@ -52,7 +74,7 @@ class Server:
 
 @message
 class Port:
-    """TODO_DOC networking.v1alpha3.Port"""
+    """A port of a Gateway server: number, protocol and name (Istio ``networking.v1alpha3.Port``)."""
 
     number: int | None = fld(proto="uint32", required=True)
     protocol: str | None = fld(required=True)
@@ -62,7 +84,11 @@ class Port:
 
 @message
 class ServerTLSSettings:
-    """TODO_DOC networking.v1alpha3.ServerTLSSettings"""
+    """Server-side TLS of a Gateway server or sidecar ingress listener.
+
+    Istio ``networking.v1alpha3.ServerTLSSettings``. ``min_protocol_version`` defaults to TLS 1.2;
+    ``https_redirect`` tells plain-HTTP clients to come back over HTTPS.
+    """
 
     https_redirect: bool | None = None
     mode: ServerTLSMode | None = None
@@ -86,9 +112,11 @@ class ServerTLSSettings:
 
 @message
 class TLSCertificate:
-    """TODO_DOC networking.v1alpha3.ServerTLSSettings.TLSCertificate"""
+    """One certificate, key and CA set a gateway server can present (e.g. an RSA and an ECDSA one).
+
+    Istio ``networking.v1alpha3.ServerTLSSettings.TLSCertificate``.
+    """
 
     server_certificate: str | None = None
     private_key: str | None = None
     ca_certificates: str | None = None
-

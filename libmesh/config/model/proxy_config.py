@@ -1,10 +1,10 @@
+"""Istio ``networking.istio.io`` ProxyConfig messages (``v1beta1``): per-workload proxy settings."""
+
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any  # noqa: F401
 
-from .._schema import Duration, fld, message
-
+from .._schema import fld, message
 from .selector import PolicyWorkloadSelector
 
 __all__ = ["ProxyConfigSpec", "ProxyImage"]
@@ -12,7 +12,10 @@ __all__ = ["ProxyConfigSpec", "ProxyImage"]
 
 @message
 class ProxyConfigSpec:
-    """TODO_DOC networking.v1beta1.ProxyConfig"""
+    """Spec of a ProxyConfig: per-workload proxy settings such as concurrency and environment.
+
+    Istio ``networking.v1beta1.ProxyConfig``.
+    """
 
     selector: PolicyWorkloadSelector | None = None
     concurrency: int | None = fld(proto="int32")
@@ -22,7 +25,9 @@ class ProxyConfigSpec:
 
 @message
 class ProxyImage:
-    """TODO_DOC networking.v1beta1.ProxyImage"""
+    """Which proxy image variant to run: default, debug or distroless.
+
+    Istio ``networking.v1beta1.ProxyImage``.
+    """
 
     image_type: str | None = None
-

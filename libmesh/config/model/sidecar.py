@@ -1,26 +1,42 @@
+"""Istio ``networking.istio.io`` Sidecar messages: listeners and reachability of a sidecar proxy."""
+
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any  # noqa: F401
 
-from .._schema import Duration, fld, message
-
+from .._schema import fld, message
 from .destination_rule import ConnectionPoolSettings
 from .gateway import ServerTLSSettings
 from .virtual_service import Destination
 
-__all__ = ["CaptureMode", "IstioEgressListener", "IstioIngressListener", "OutboundTrafficPolicy", "OutboundTrafficPolicyMode", "SidecarPort", "SidecarSpec", "WorkloadSelector"]
+__all__ = [
+    "CaptureMode",
+    "IstioEgressListener",
+    "IstioIngressListener",
+    "OutboundTrafficPolicy",
+    "OutboundTrafficPolicyMode",
+    "SidecarPort",
+    "SidecarSpec",
+    "WorkloadSelector",
+]
 
 
 class OutboundTrafficPolicyMode(StrEnum):
-    """TODO_DOC networking.v1alpha3.OutboundTrafficPolicy.Mode"""
+    """What a sidecar does with calls to unknown hosts: REGISTRY_ONLY blocks, ALLOW_ANY lets them through.
+
+    Istio ``networking.v1alpha3.OutboundTrafficPolicy.Mode``.
+    """
 
     REGISTRY_ONLY = "REGISTRY_ONLY"
     ALLOW_ANY = "ALLOW_ANY"
 
 
 class CaptureMode(StrEnum):
-    """TODO_DOC networking.v1alpha3.CaptureMode"""
+    """How traffic reaches a sidecar listener: the environment's default, iptables redirection, or none.
+
+    Istio ``networking.v1alpha3.CaptureMode``.
+    """
 
     DEFAULT = "DEFAULT"
     IPTABLES = "IPTABLES"
@@ -29,7 +45,10 @@ class CaptureMode(StrEnum):
 
 @message
 class SidecarSpec:
-    """TODO_DOC networking.v1alpha3.Sidecar"""
+    """Spec of a Sidecar: narrows what a sidecar proxy listens on and which services it can reach.
+
+    Istio ``networking.v1alpha3.Sidecar``.
+    """
 
     workload_selector: WorkloadSelector | None = None
     ingress: tuple[IstioIngressListener, ...] = fld(default=())
@@ -40,7 +59,10 @@ class SidecarSpec:
 
 @message
 class IstioIngressListener:
-    """TODO_DOC networking.v1alpha3.IstioIngressListener"""
+    """An inbound listener of a sidecar: port, bind address and where to forward accepted traffic.
+
+    Istio ``networking.v1alpha3.IstioIngressListener``.
+    """
 
     port: SidecarPort | None = fld(required=True)
     bind: str | None = None
@@ -52,7 +74,10 @@ class IstioIngressListener:
 
 @message
 class IstioEgressListener:
-    """TODO_DOC networking.v1alpha3.IstioEgressListener"""
+    """An outbound listener of a sidecar and the ``namespace/host`` services reachable through it.
+
+    Istio ``networking.v1alpha3.IstioEgressListener``.
+    """
 
     port: SidecarPort | None = None
     bind: str | None = None
@@ -62,14 +87,20 @@ class IstioEgressListener:
 
 @message
 class WorkloadSelector:
-    """TODO_DOC networking.v1alpha3.WorkloadSelector"""
+    """Selects workloads by label for Sidecar, ServiceEntry and EnvoyFilter.
+
+    Istio ``networking.v1alpha3.WorkloadSelector``.
+    """
 
     labels: dict[str, str] = fld(factory=dict)
 
 
 @message
 class OutboundTrafficPolicy:
-    """TODO_DOC networking.v1alpha3.OutboundTrafficPolicy"""
+    """How a sidecar treats traffic to destinations outside its registry (default ALLOW_ANY).
+
+    Istio ``networking.v1alpha3.OutboundTrafficPolicy``.
+    """
 
     mode: OutboundTrafficPolicyMode | None = None
     egress_proxy: Destination | None = None
@@ -77,10 +108,12 @@ class OutboundTrafficPolicy:
 
 @message
 class SidecarPort:
-    """TODO_DOC networking.v1alpha3.SidecarPort"""
+    """A port of a sidecar listener: number, protocol and name.
+
+    Istio ``networking.v1alpha3.SidecarPort``.
+    """
 
     number: int | None = fld(proto="uint32")
     protocol: str | None = None
     name: str | None = None
     target_port: int | None = fld(proto="uint32", deprecated=True)
-

@@ -1,17 +1,41 @@
+"""Istio ``telemetry.istio.io`` Telemetry messages: tracing, metrics and access logging."""
+
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Any  # noqa: F401
 
 from .._schema import Duration, fld, message
-
 from .selector import PolicyTargetReference, PolicyWorkloadSelector
 
-__all__ = ["AccessLogging", "AccessLoggingFilter", "AccessLoggingLogSelector", "IstioMetric", "MetricSelector", "Metrics", "MetricsOverrides", "MetricsOverridesTagOverride", "MetricsOverridesTagOverrideOperation", "ProviderRef", "TelemetrySpec", "TelemetryWorkloadMode", "Tracing", "TracingCustomTag", "TracingEnvironment", "TracingFormatter", "TracingLiteral", "TracingRequestHeader", "TracingTracingSelector"]
+__all__ = [
+    "AccessLogging",
+    "AccessLoggingFilter",
+    "AccessLoggingLogSelector",
+    "IstioMetric",
+    "MetricSelector",
+    "Metrics",
+    "MetricsOverrides",
+    "MetricsOverridesTagOverride",
+    "MetricsOverridesTagOverrideOperation",
+    "ProviderRef",
+    "TelemetrySpec",
+    "TelemetryWorkloadMode",
+    "Tracing",
+    "TracingCustomTag",
+    "TracingEnvironment",
+    "TracingFormatter",
+    "TracingLiteral",
+    "TracingRequestHeader",
+    "TracingTracingSelector",
+]
 
 
 class TelemetryWorkloadMode(StrEnum):
-    """TODO_DOC telemetry.v1alpha1.WorkloadMode"""
+    """Traffic side a telemetry setting covers: client, server, or both (the default).
+
+    Istio ``telemetry.v1alpha1.WorkloadMode``.
+    """
 
     CLIENT_AND_SERVER = "CLIENT_AND_SERVER"
     CLIENT = "CLIENT"
@@ -19,7 +43,10 @@ class TelemetryWorkloadMode(StrEnum):
 
 
 class IstioMetric(StrEnum):
-    """TODO_DOC telemetry.v1alpha1.MetricSelector.IstioMetric"""
+    """The standard Istio metrics a metrics override can target, or all of them.
+
+    Istio ``telemetry.v1alpha1.MetricSelector.IstioMetric``.
+    """
 
     ALL_METRICS = "ALL_METRICS"
     REQUEST_COUNT = "REQUEST_COUNT"
@@ -35,7 +62,10 @@ class IstioMetric(StrEnum):
 
 
 class MetricsOverridesTagOverrideOperation(StrEnum):
-    """TODO_DOC telemetry.v1alpha1.MetricsOverrides.TagOverride.Operation"""
+    """Whether a tag override sets (UPSERT) or drops (REMOVE) a metric label.
+
+    Istio ``telemetry.v1alpha1.MetricsOverrides.TagOverride.Operation``.
+    """
 
     UPSERT = "UPSERT"
     REMOVE = "REMOVE"
@@ -43,7 +73,11 @@ class MetricsOverridesTagOverrideOperation(StrEnum):
 
 @message
 class TelemetrySpec:
-    """TODO_DOC telemetry.v1alpha1.Telemetry"""
+    """Spec of a Telemetry resource: tracing, metrics and access logging for the selected workloads.
+
+    Istio ``telemetry.v1alpha1.Telemetry``. In the root namespace it is mesh-wide; otherwise it covers its
+    namespace or the selected workloads.
+    """
 
     selector: PolicyWorkloadSelector | None = None
     targetRef: PolicyTargetReference | None = None
@@ -55,7 +89,10 @@ class TelemetrySpec:
 
 @message
 class Tracing:
-    """TODO_DOC telemetry.v1alpha1.Tracing"""
+    """Tracing settings: providers, sampling percentage, custom span tags and span reporting.
+
+    Istio ``telemetry.v1alpha1.Tracing``.
+    """
 
     match: TracingTracingSelector | None = None
     providers: tuple[ProviderRef, ...] = fld(default=())
@@ -69,14 +106,20 @@ class Tracing:
 
 @message
 class TracingTracingSelector:
-    """TODO_DOC telemetry.v1alpha1.Tracing.TracingSelector"""
+    """Restricts a tracing setting to the client side, the server side or both.
+
+    Istio ``telemetry.v1alpha1.Tracing.TracingSelector``.
+    """
 
     mode: TelemetryWorkloadMode | None = None
 
 
 @message
 class TracingCustomTag:
-    """TODO_DOC telemetry.v1alpha1.Tracing.CustomTag"""
+    """A custom span tag, valued from a literal, an environment variable, a request header or a formatter.
+
+    Istio ``telemetry.v1alpha1.Tracing.CustomTag``.
+    """
 
     literal: TracingLiteral | None = fld(oneof="type")
     environment: TracingEnvironment | None = fld(oneof="type")
@@ -86,14 +129,17 @@ class TracingCustomTag:
 
 @message
 class TracingLiteral:
-    """TODO_DOC telemetry.v1alpha1.Tracing.Literal"""
+    """A fixed value for a custom span tag (Istio ``telemetry.v1alpha1.Tracing.Literal``)."""
 
     value: str | None = fld(required=True)
 
 
 @message
 class TracingEnvironment:
-    """TODO_DOC telemetry.v1alpha1.Tracing.Environment"""
+    """A custom span tag read from a proxy environment variable, with a fallback value.
+
+    Istio ``telemetry.v1alpha1.Tracing.Environment``.
+    """
 
     name: str | None = fld(required=True)
     default_value: str | None = None
@@ -101,7 +147,10 @@ class TracingEnvironment:
 
 @message
 class TracingRequestHeader:
-    """TODO_DOC telemetry.v1alpha1.Tracing.RequestHeader"""
+    """A custom span tag read from a request header, with a fallback value.
+
+    Istio ``telemetry.v1alpha1.Tracing.RequestHeader``.
+    """
 
     name: str | None = fld(required=True)
     default_value: str | None = None
@@ -109,21 +158,30 @@ class TracingRequestHeader:
 
 @message
 class TracingFormatter:
-    """TODO_DOC telemetry.v1alpha1.Tracing.Formatter"""
+    """A custom span tag built from an access-log style format string.
+
+    Istio ``telemetry.v1alpha1.Tracing.Formatter``.
+    """
 
     value: str | None = fld(required=True)
 
 
 @message
 class ProviderRef:
-    """TODO_DOC telemetry.v1alpha1.ProviderRef"""
+    """Names a telemetry provider declared in the mesh config's extension providers.
+
+    Istio ``telemetry.v1alpha1.ProviderRef``.
+    """
 
     name: str | None = fld(required=True)
 
 
 @message
 class Metrics:
-    """TODO_DOC telemetry.v1alpha1.Metrics"""
+    """Metrics settings: providers and per-metric overrides (Istio ``telemetry.v1alpha1.Metrics``).
+
+    ``reporting_interval`` (TCP metrics only for now) defaults to 5s.
+    """
 
     providers: tuple[ProviderRef, ...] = fld(default=())
     overrides: tuple[MetricsOverrides, ...] = fld(default=())
@@ -132,7 +190,10 @@ class Metrics:
 
 @message
 class MetricSelector:
-    """TODO_DOC telemetry.v1alpha1.MetricSelector"""
+    """Which metric an override targets (a standard Istio metric or a custom name) and on which side.
+
+    Istio ``telemetry.v1alpha1.MetricSelector``.
+    """
 
     metric: IstioMetric | None = fld(oneof="metric_match")
     custom_metric: str | None = fld(oneof="metric_match")
@@ -141,7 +202,10 @@ class MetricSelector:
 
 @message
 class MetricsOverrides:
-    """TODO_DOC telemetry.v1alpha1.MetricsOverrides"""
+    """Customisation of the selected metrics: turn them off or change their tags.
+
+    Istio ``telemetry.v1alpha1.MetricsOverrides``.
+    """
 
     match: MetricSelector | None = None
     disabled: bool | None = None
@@ -150,7 +214,10 @@ class MetricsOverrides:
 
 @message
 class MetricsOverridesTagOverride:
-    """TODO_DOC telemetry.v1alpha1.MetricsOverrides.TagOverride"""
+    """Change to one metric tag: set it from an expression, or remove it.
+
+    Istio ``telemetry.v1alpha1.MetricsOverrides.TagOverride``.
+    """
 
     operation: MetricsOverridesTagOverrideOperation | None = None
     value: str | None = None
@@ -158,7 +225,10 @@ class MetricsOverridesTagOverride:
 
 @message
 class AccessLogging:
-    """TODO_DOC telemetry.v1alpha1.AccessLogging"""
+    """Access-log settings: providers, on or off, and an optional filter.
+
+    Istio ``telemetry.v1alpha1.AccessLogging``.
+    """
 
     match: AccessLoggingLogSelector | None = None
     providers: tuple[ProviderRef, ...] = fld(default=())
@@ -168,14 +238,19 @@ class AccessLogging:
 
 @message
 class AccessLoggingLogSelector:
-    """TODO_DOC telemetry.v1alpha1.AccessLogging.LogSelector"""
+    """Restricts an access-log setting to the client side, the server side or both.
+
+    Istio ``telemetry.v1alpha1.AccessLogging.LogSelector``.
+    """
 
     mode: TelemetryWorkloadMode | None = None
 
 
 @message
 class AccessLoggingFilter:
-    """TODO_DOC telemetry.v1alpha1.AccessLogging.Filter"""
+    """A CEL expression choosing which requests or connections are logged.
+
+    Istio ``telemetry.v1alpha1.AccessLogging.Filter``.
+    """
 
     expression: str | None = None
-

@@ -1,18 +1,30 @@
+"""Istio ``networking.istio.io`` WorkloadGroup messages: VM templates and readiness probes."""
+
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any  # noqa: F401
 
-from .._schema import Duration, fld, message
-
+from .._schema import fld, message
 from .workload_entry import WorkloadEntrySpec
 
-__all__ = ["ExecHealthCheckConfig", "GrpcHealthCheckConfig", "HTTPHeader", "HTTPHealthCheckConfig", "ReadinessProbe", "TCPHealthCheckConfig", "WorkloadGroupObjectMeta", "WorkloadGroupSpec"]
+__all__ = [
+    "ExecHealthCheckConfig",
+    "GrpcHealthCheckConfig",
+    "HTTPHeader",
+    "HTTPHealthCheckConfig",
+    "ReadinessProbe",
+    "TCPHealthCheckConfig",
+    "WorkloadGroupObjectMeta",
+    "WorkloadGroupSpec",
+]
 
 
 @message
 class WorkloadGroupSpec:
-    """TODO_DOC networking.v1alpha3.WorkloadGroup"""
+    """Spec of a WorkloadGroup: the template for auto-registered VM workloads and their readiness probe.
+
+    Istio ``networking.v1alpha3.WorkloadGroup``.
+    """
 
     metadata: WorkloadGroupObjectMeta | None = None
     template: WorkloadEntrySpec | None = fld(required=True)
@@ -21,7 +33,10 @@ class WorkloadGroupSpec:
 
 @message
 class WorkloadGroupObjectMeta:
-    """TODO_DOC networking.v1alpha3.WorkloadGroup.ObjectMeta"""
+    """Labels and annotations copied onto the WorkloadEntries generated from a group.
+
+    Istio ``networking.v1alpha3.WorkloadGroup.ObjectMeta``.
+    """
 
     labels: dict[str, str] = fld(factory=dict)
     annotations: dict[str, str] = fld(factory=dict)
@@ -29,7 +44,11 @@ class WorkloadGroupObjectMeta:
 
 @message
 class ReadinessProbe:
-    """TODO_DOC networking.v1alpha3.ReadinessProbe"""
+    """Readiness check for a group's workloads: one of HTTP GET, TCP connect, a command or gRPC health.
+
+    Istio ``networking.v1alpha3.ReadinessProbe``. Timing follows Kubernetes probes: ``timeout_seconds`` 1,
+    ``period_seconds`` 10, ``success_threshold`` 1 and ``failure_threshold`` 3 when unset.
+    """
 
     initial_delay_seconds: int | None = fld(proto="int32")
     timeout_seconds: int | None = fld(proto="int32")
@@ -44,7 +63,10 @@ class ReadinessProbe:
 
 @message
 class HTTPHealthCheckConfig:
-    """TODO_DOC networking.v1alpha3.HTTPHealthCheckConfig"""
+    """An HTTP GET readiness check: path, port, host, scheme and extra request headers.
+
+    Istio ``networking.v1alpha3.HTTPHealthCheckConfig``.
+    """
 
     path: str | None = None
     port: int | None = fld(proto="uint32", required=True)
@@ -55,7 +77,10 @@ class HTTPHealthCheckConfig:
 
 @message
 class GrpcHealthCheckConfig:
-    """TODO_DOC networking.v1alpha3.GrpcHealthCheckConfig"""
+    """A readiness check using the gRPC health protocol on a port, optionally for a named service.
+
+    Istio ``networking.v1alpha3.GrpcHealthCheckConfig``.
+    """
 
     port: int | None = fld(proto="uint32")
     service: str | None = None
@@ -63,7 +88,10 @@ class GrpcHealthCheckConfig:
 
 @message
 class HTTPHeader:
-    """TODO_DOC networking.v1alpha3.HTTPHeader"""
+    """A header (name and value) sent with an HTTP readiness check.
+
+    Istio ``networking.v1alpha3.HTTPHeader``.
+    """
 
     name: str | None = None
     value: str | None = None
@@ -71,7 +99,10 @@ class HTTPHeader:
 
 @message
 class TCPHealthCheckConfig:
-    """TODO_DOC networking.v1alpha3.TCPHealthCheckConfig"""
+    """A readiness check that opens a TCP connection to ``host`` (default localhost) and ``port``.
+
+    Istio ``networking.v1alpha3.TCPHealthCheckConfig``.
+    """
 
     host: str | None = None
     port: int | None = fld(proto="uint32", required=True)
@@ -79,7 +110,9 @@ class TCPHealthCheckConfig:
 
 @message
 class ExecHealthCheckConfig:
-    """TODO_DOC networking.v1alpha3.ExecHealthCheckConfig"""
+    """A readiness check that runs a command; exit status 0 means ready.
+
+    Istio ``networking.v1alpha3.ExecHealthCheckConfig``.
+    """
 
     command: tuple[str, ...] = fld(required=True, default=())
-

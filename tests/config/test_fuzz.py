@@ -1,0 +1,188 @@
+"""Property tests: whatever YAML-shaped input arrives, ``load_yaml`` either succeeds or raises ``ConfigError``.
+
+The contract under test is the one users rely on when they feed libmesh hand-written or generated YAML: bad input
+is reported (every error with a file and a line inside the text), never turned into a ``TypeError``,
+``KeyError``, ``RecursionError`` or a PyYAML exception escaping the loader.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from libmesh.config import load_yaml
+from libmesh.config._schema import Kind, fields_of
+from libmesh.config.resources import RESOURCE_KINDS, Resource
+from libmesh.errors import ConfigError
+
+_FILE = "fuzz.yaml"
+# Each property stays at about a second and is derandomized, so a failure reproduces on every run. A longer,
+# randomized campaign: LIBMESH_FUZZ_EXAMPLES=20000 pytest tests/config/test_fuzz.py
+_CAMPAIGN = os.environ.get("LIBMESH_FUZZ_EXAMPLES")
+_SETTINGS = settings(
+    max_examples=int(_CAMPAIGN or 150),
+    deadline=None,
+    derandomize=_CAMPAIGN is None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _field_names(cls: type, seen: set[type] | None = None) -> set[str]:
+    """Every YAML field name of ``cls`` and of the messages it contains."""
+    seen = set() if seen is None else seen
+    if cls in seen:
+        return set()
+    seen.add(cls)
+    names: set[str] = set()
+    for spec in fields_of(cls):
+        names.add(spec.json)
+        ts = spec.type.item if spec.type.kind in (Kind.LIST, Kind.MAP) else spec.type
+        if ts is not None and ts.kind is Kind.MESSAGE:
+            names |= _field_names(ts.cls, seen)
+    return names
+
+
+def _spec_class(kind: type[Resource]) -> type:
+    return next(s.type.cls for s in fields_of(kind) if s.name == "spec")
+
+
+_KINDS = sorted(RESOURCE_KINDS.values(), key=lambda c: c.KIND)
+_NAMES = {k.KIND: sorted(_field_names(_spec_class(k))) for k in _KINDS}
+# Values that mean something to Istio's decoder: enum names, durations, ports, hosts, IP addresses.
+_MEANINGFUL = [
+    "1.5s", "500ms", "1h30m", "-1s", "1x", "0", "ISTIO_MUTUAL", "ROUND_ROBIN", "DNS", "STATIC", "ALLOW",
+    "reviews", "*.example.com", "1.2.3.4", "2001:db8::", "10.0.0.0/8", "5xx,gateway-error", "%", "", "==",
+]  # fmt: skip
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(_MEANINGFUL),
+)
+
+
+def _values(keys: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        _scalars,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=5),
+        max_leaves=25,
+    )
+
+
+@st.composite
+def _documents(draw: st.DrawFn) -> dict[str, Any]:
+    """An Istio-looking document: a real kind and apiVersion (mostly) around a random spec."""
+    kind = draw(st.sampled_from(_KINDS))
+    keys = st.sampled_from(_NAMES[kind.KIND]) | st.text(max_size=10)
+    versions = [f"{kind.GROUP}/{v}" if kind.GROUP else v for v in kind.VERSIONS]
+    doc: dict[str, Any] = {
+        "apiVersion": draw(st.sampled_from([*versions, f"{kind.GROUP}/v9", "v1"]) | _scalars),
+        "kind": draw(st.just(kind.KIND) | _scalars),
+        "metadata": draw(
+            st.fixed_dictionaries({"name": st.text(max_size=8)}, optional={"namespace": _scalars})
+            | _values(st.sampled_from(["name", "namespace", "labels", "annotations"]))
+        ),
+    }
+    if draw(st.booleans()):
+        doc["spec"] = draw(st.dictionaries(keys, _values(keys), max_size=6))
+    else:
+        doc["spec"] = draw(_values(keys))
+    return doc
+
+
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _check(text: str) -> None:
+    """``load_yaml`` succeeds or raises ConfigError whose errors all point at a line of ``text``."""
+    # YAML also breaks lines at CR, NEL and the Unicode separators; errors found at the end of the stream
+    # are placed one line past the last one.
+    last_line = len(_LINE_BREAK.findall(text)) + 2
+    try:
+        load_yaml(text, file=_FILE)
+    except ConfigError as e:
+        assert e.errors, "ConfigError raised without any error"
+        for issue in e.errors:
+            assert issue.file == _FILE, str(issue)
+            assert issue.line is not None and 1 <= issue.line <= last_line, f"line out of range: {issue}"
+            assert issue.message, str(issue)
+
+
+def _dump(data: Any) -> str:
+    return yaml.safe_dump_all(data, allow_unicode=True, sort_keys=False)
+
+
+@_SETTINGS
+@given(st.lists(_documents(), min_size=1, max_size=3))
+def test_istio_shaped_documents(docs: list[dict[str, Any]]) -> None:
+    """Documents with real Istio headers and random bodies are loaded or rejected cleanly."""
+    _check(_dump(docs))
+
+
+@_SETTINGS
+@given(st.lists(_values(st.text(max_size=10) | st.sampled_from(["kind", "apiVersion", "items"])), max_size=3))
+def test_arbitrary_yaml_values(docs: list[Any]) -> None:
+    """Any YAML data at all (lists, scalars, nulls, deep nesting) is loaded or rejected cleanly."""
+    _check(_dump(docs))
+
+
+@_SETTINGS
+@given(st.lists(_documents(), min_size=1, max_size=4))
+def test_kind_list_wrapping(items: list[dict[str, Any]]) -> None:
+    """``kind: List`` of random Istio documents behaves like the documents themselves."""
+    _check(_dump([{"apiVersion": "v1", "kind": "List", "items": items}]))
+
+
+# Fragments that steer the YAML scanner into its corner cases (flow collections, anchors, tags, colons in
+# flow scalars as in ``[1.2.3.4, 2001:db8::]``, document markers, tabs).
+_YAML_BITS = [
+    "\n", "\n  ", "- ", ": ", ":", "[", "]", "{", "}", ", ", "'", '"', "#", "&a ", "*a", "!!str ", "!x ",
+    "---\n", "...\n", "|\n", ">-\n", "\t", "kind: VirtualService\n", "apiVersion: networking.istio.io/v1\n",
+    "spec:", "hosts:", "addresses: [", "2001:db8::", "1.2.3.4", "? ", "%YAML 1.1\n", "\\", "\x85", "\ufeff",
+]  # fmt: skip
+
+
+@_SETTINGS
+@given(st.lists(st.sampled_from(_YAML_BITS) | st.text(max_size=4), max_size=40).map("".join))
+def test_raw_text(text: str) -> None:
+    """Random text made of YAML syntax fragments is loaded or rejected cleanly."""
+    _check(text)
+
+
+@_SETTINGS
+@given(st.text(max_size=200))
+def test_random_unicode_text(text: str) -> None:
+    """Random unicode (control characters, surrogate-free) is loaded or rejected cleanly."""
+    _check(text)
+
+
+def test_huge_and_special_numbers_are_type_errors() -> None:
+    """Values far outside a field's range or of the wrong numeric kind are errors with the field's line."""
+    text = (
+        "apiVersion: networking.istio.io/v1\n"
+        "kind: VirtualService\n"
+        "metadata: {name: r}\n"
+        "spec:\n"
+        "  hosts: [r]\n"
+        "  http:\n"
+        "  - route:\n"
+        "    - destination: {host: r, port: {number: 123456789012345678901234567890}}\n"
+        "      weight: .nan\n"
+    )
+    try:
+        load_yaml(text, file=_FILE)
+    except ConfigError as e:
+        by_path = {i.path: i for i in e.errors}
+    else:
+        raise AssertionError("out-of-range values were accepted")
+    assert by_path["spec.http[0].route[0].destination.port.number"].line == 8
+    assert by_path["spec.http[0].route[0].weight"].line == 9
