@@ -117,15 +117,17 @@ def _md_row(row: list[str]) -> str:
 
 
 def _coerce(rows: Iterable[Any]) -> list[Result]:
-    # Accept plain dicts too, so a benchmark module does not have to import this package's Result.
+    # Duck-typed on purpose: a module may return plain dicts, or Result objects from a second copy of this
+    # package (``python -m benchmarks.route_bench`` imports it under two names).
     out: list[Result] = []
     for row in rows:
         if isinstance(row, Result):
             out.append(row)
         elif isinstance(row, dict):
-            out.append(Result(**row))
+            out.append(Result(**{k: v for k, v in row.items() if k != "status"}))
         else:
-            raise TypeError(f"a benchmark returned {type(row).__name__}, expected benchmarks.Result")
+            fields = Result.__dataclass_fields__
+            out.append(Result(**{k: getattr(row, k) for k in fields if hasattr(row, k)}))
     return out
 
 

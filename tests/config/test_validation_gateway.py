@@ -88,7 +88,7 @@ GATEWAY_VALID = {
     "valid cipher suites": _server(
         "[foo.bar.com]",
         "{name: https, number: 443, protocol: HTTPS}",
-        "tls: {mode: SIMPLE, credentialName: sds, cipherSuites: [ECDHE-ECDSA-AES128-SHA, -ECDHE-RSA-AES128-SHA]}",
+        "tls: {mode: SIMPLE, credentialName: sds, cipherSuites: [ECDHE-ECDSA-AES128-SHA, -AES256-SHA]}",
     ),
     "two servers": _server("[foo.bar.com]", HTTP7)
     + "- hosts: [scooby.doo.com]\n  port: {name: http2, number: 8080, protocol: http}\n",
@@ -225,7 +225,7 @@ GATEWAY_INVALID = [
         _server(
             "[a.b]",
             HTTPS,
-            "tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, tlsCertificates: [{serverCertificate: c, privateKey: k}]}",
+            "tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, tlsCertificates: [{serverCertificate: c}]}",
         ),
         "spec.servers[0].tls",
         "only one of credentialName",
@@ -332,7 +332,7 @@ GATEWAY_WARNINGS = [
         _server(
             "[a.b]",
             HTTPS,
-            "tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: a, privateKey: a}, {serverCertificate: b, privateKey: b}, {serverCertificate: c, privateKey: c}]}",
+            "tls: {mode: SIMPLE, tlsCertificates: [" + ", ".join(["{serverCertificate: c, privateKey: k}"] * 3) + "]}",
         ),
         "spec.servers[0].tls.tlsCertificates",
         "up to 2 server certificates",
@@ -378,6 +378,10 @@ def test_gateway_warnings(spec: str, path: str, fragment: str) -> None:
 # --- Sidecar -------------------------------------------------------------------------------------------
 
 INGRESS_90 = "ingress:\n- port: {protocol: http, number: 90, name: foo}\n"
+HTTPS_INGRESS = "ingress:\n- port: {protocol: https, number: 90, name: foo}\n"
+TCP_INGRESS = "ingress:\n- port: {protocol: tcp, number: 90, name: foo}\n"
+#: An ALLOW_ANY outbound policy; cases append the egressProxy as YAML flow and close both braces.
+ALLOW_ANY = "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: "
 ALL_HOSTS = "egress:\n- hosts: ['*/*']\n"
 
 SIDECAR_VALID = {
@@ -387,9 +391,9 @@ SIDECAR_VALID = {
     "import nothing": "egress: [{hosts: ['~/*']}]",
     "all except a namespace": "egress: [{hosts: ['*/*', '~ns1/*']}]",
     "all except a host": "egress: [{hosts: ['*/*', '~/foo.com']}]",
-    "wildcard catch-all last": "egress:\n- {port: {number: 8080, protocol: http, name: h}, hosts: [ns1/bar.com]}\n"
+    "wildcard catch-all last": "egress:\n- {port: {number: 8080, protocol: http, name: h}, hosts: [ns/b.com]}\n"
     "- {hosts: ['*/*']}",
-    "UDS bind in outbound": "egress:\n- port: {number: 0, protocol: http, name: uds}\n  hosts: [ns1/bar.com]\n"
+    "UDS bind in outbound": "egress:\n- port: {number: 0, protocol: http, name: uds}\n  hosts: [ns1/b.com]\n"
     "  bind: unix:///@foo/bar/com",
     "ingress with IPv4 default endpoint": INGRESS_90 + "  defaultEndpoint: 127.0.0.1:9999\n" + ALL_HOSTS,
     "ingress with IPv6 default endpoint": INGRESS_90 + "  defaultEndpoint: '[::1]:9999'\n" + ALL_HOSTS,
@@ -401,7 +405,7 @@ SIDECAR_VALID = {
     "  egressProxy: {host: foo.bar, subset: shiny, port: {number: 5000}}\n" + ALL_HOSTS,
     "ingress tls simple": "ingress:\n- port: {protocol: https, number: 90, name: foo}\n"
     "  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k}\n",
-    "inbound connection pool": "inboundConnectionPool: {http: {http1MaxPendingRequests: 1024, maxRetries: 1024}}",
+    "inbound connection pool": "inboundConnectionPool: {http: {http1MaxPendingRequests: 1024, maxRetries: 9}}",
     "ingress connection pool": INGRESS_90 + "  connectionPool: {http: {http2MaxRequests: 1024}}\n",
     "wildcard namespace with other namespace": "egress: [{hosts: ['*/b.com', test/a.com]}]",
 }
@@ -482,13 +486,14 @@ SIDECAR_INVALID = [
     ),
     (
         "capture mode with UDS",
-        "egress: [{port: {number: 0, protocol: http, name: h}, hosts: ['*/*'], bind: 'unix:///@foo', captureMode: IPTABLES}]",
+        "egress: [{port: {number: 0, protocol: http, name: h}, hosts: ['*/*'], bind: 'unix:///@f', captureMode: IPTABLES}]",
         "spec.egress[0].captureMode",
         "DEFAULT/NONE",
     ),
     (
         "duplicate UDS bind",
-        "egress:\n- {port: {number: 0, protocol: http, name: a}, hosts: [ns/a.com], bind: 'unix:///@f'}\n- {port: {number: 0, protocol: http, name: b}, hosts: [ns/b.com], bind: 'unix:///@f'}",
+        "egress:\n- {port: {number: 0, protocol: http, name: a}, hosts: [ns/a.com], bind: 'unix:///@f'}\n"
+        "- {port: {number: 0, protocol: http, name: b}, hosts: [ns/b.com], bind: 'unix:///@f'}",
         "spec.egress[1].bind",
         "must be unique",
     ),
@@ -554,7 +559,7 @@ SIDECAR_INVALID = [
     ),
     (
         "ingress tls ISTIO_MUTUAL",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: ISTIO_MUTUAL}\n",
+        HTTPS_INGRESS + "  tls: {mode: ISTIO_MUTUAL}\n",
         "spec.ingress[0].tls.mode",
         "cannot set mode to ISTIO_MUTUAL",
     ),
@@ -572,37 +577,37 @@ SIDECAR_INVALID = [
     ),
     (
         "ingress tls httpsRedirect",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, httpsRedirect: true}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, httpsRedirect: true}\n",
         "spec.ingress[0].tls.httpsRedirect",
         "not supported",
     ),
     (
         "ingress tls SAN",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, subjectAltNames: [httpbin.com]}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, subjectAltNames: [httpbin.com]}\n",
         "spec.ingress[0].tls.subjectAltNames",
         "not supported",
     ),
     (
         "ingress tls credentialName",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, credentialName: secret}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, credentialName: secret}\n",
         "spec.ingress[0].tls.credentialName",
         "not supported",
     ),
     (
         "ingress tls credentialNames",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, credentialNames: [secret]}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, credentialNames: [secret]}\n",
         "spec.ingress[0].tls.credentialNames",
         "not supported",
     ),
     (
         "ingress tls certificates",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: c, privateKey: k}]}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, tlsCertificates: [{serverCertificate: c, privateKey: k}]}\n",
         "spec.ingress[0].tls.tlsCertificates",
         "not supported",
     ),
     (
         "ingress tls without key",
-        "ingress:\n- port: {protocol: https, number: 90, name: foo}\n  tls: {mode: SIMPLE, serverCertificate: c}\n",
+        HTTPS_INGRESS + "  tls: {mode: SIMPLE, serverCertificate: c}\n",
         "spec.ingress[0].tls.privateKey",
         "requires a private key",
     ),
@@ -626,31 +631,31 @@ SIDECAR_INVALID = [
     ),
     (
         "egress proxy bad host",
-        "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: 'foo.*', port: {number: 5000}}}",
+        ALLOW_ANY + "{host: 'foo.*', port: {number: 5000}}}",
         "spec.outboundTrafficPolicy.egressProxy.host",
         "invalid",
     ),
     (
         "egress proxy wildcard host",
-        "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: '*', port: {number: 5000}}}",
+        ALLOW_ANY + "{host: '*', port: {number: 5000}}}",
         "spec.outboundTrafficPolicy.egressProxy.host",
         "invalid destination host *",
     ),
     (
         "egress proxy without port",
-        "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: foo.bar}}",
+        ALLOW_ANY + "{host: foo.bar}}",
         "spec.outboundTrafficPolicy.egressProxy.port",
         "port must be set",
     ),
     (
         "egress proxy bad subset",
-        "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: foo.bar, subset: a.b, port: {number: 1}}}",
+        ALLOW_ANY + "{host: foo.bar, subset: a.b, port: {number: 1}}}",
         "spec.outboundTrafficPolicy.egressProxy.subset",
         "subset name is invalid",
     ),
     (
         "egress proxy port out of range",
-        "outboundTrafficPolicy: {mode: ALLOW_ANY, egressProxy: {host: foo.bar, port: {number: 70000}}}",
+        ALLOW_ANY + "{host: foo.bar, port: {number: 70000}}}",
         "spec.outboundTrafficPolicy.egressProxy.port.number",
         "1-65535",
     ),
@@ -704,7 +709,7 @@ SIDECAR_WARNINGS = [
     ),
     (
         "http pool on a tcp port",
-        "ingress:\n- port: {protocol: tcp, number: 90, name: foo}\n  connectionPool: {http: {maxRetries: 3}}\n",
+        TCP_INGRESS + "  connectionPool: {http: {maxRetries: 3}}\n",
         "spec.ingress[0].connectionPool.http",
         "only TCP settings will apply",
     ),

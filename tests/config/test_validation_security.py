@@ -725,7 +725,7 @@ REQAUTH_VALID = _cases(
 - {case: no rules, rules: []}
 - {case: jwksUri without issuer, rules: [{jwksUri: "https://foo.com/cert"}]}
 - case: header location
-  rules: [{issuer: foo.com, jwksUri: "https://foo.com:8443/c", fromHeaders: [{name: x-foo, prefix: "Bearer "}]}]
+  rules: [{issuer: foo.com, jwksUri: "https://a.io:8443/c", fromHeaders: [{name: x-foo, prefix: "Bearer "}]}]
 - {case: IPv6 jwksUri, rules: [{issuer: foo.com, jwksUri: "http://[::1]:80/keys"}]}
 - {case: EC key, rules: [{issuer: foo.com, jwks: '{"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}'}]}
 - case: every option

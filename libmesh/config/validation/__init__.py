@@ -84,7 +84,15 @@ def checks(*kinds: type[Resource]) -> Callable[[Callable[[R, Reporter, Context],
     return register
 
 
-_MODULES = ("common", "virtual_service", "destination_rule", "service_entry", "gateway", "security", "extensions")
+_MODULES = (
+    "common",
+    "virtual_service",
+    "destination_rule",
+    "service_entry",
+    "gateway",
+    "security",
+    "extensions",
+)
 _loaded = False
 
 
