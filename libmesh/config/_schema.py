@@ -121,6 +121,8 @@ class FieldSpec:
     oneof: str | None
     required: bool
     deprecated: bool
+    #: False for the few collections whose presence matters (their default is None, so ``{}`` is kept).
+    empty_is_unset: bool = True
 
 
 def _camel(name: str) -> str:
@@ -189,6 +191,7 @@ def fields_of(cls: type) -> tuple[FieldSpec, ...]:
                 oneof=meta.get("oneof"),
                 required=bool(meta.get("required")),
                 deprecated=bool(meta.get("deprecated")),
+                empty_is_unset=f.default is not None,
             )
         )
     result = tuple(specs)
@@ -215,6 +218,8 @@ def _by_json(cls: type) -> dict[str, FieldSpec]:
 _DUR_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _DUR_UNITS_US = {"ns": 0.001, "us": 1, "µs": 1, "μs": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}
 _DUR_UNITS_US["h"] = 3_600_000_000
+#: Go durations are int64 nanoseconds, so about 292 years at most; larger values are invalid there too.
+_DUR_MAX_US = (2**63 - 1) // 1000
 
 
 def parse_duration(text: str) -> datetime.timedelta:
@@ -240,6 +245,8 @@ def parse_duration(text: str) -> datetime.timedelta:
             raise ValueError(f"invalid duration {text!r}: use Go syntax such as 1.5s, 500ms or 1h30m")
         total += float(m.group(1)) * _DUR_UNITS_US[m.group(2)]
         pos = m.end()
+    if total > _DUR_MAX_US:
+        raise ValueError(f"invalid duration {text!r}: out of range (at most about 2562047h)")
     return datetime.timedelta(microseconds=sign * round(total))
 
 
@@ -306,6 +313,7 @@ class Decoder:
             return None
         by_json = _by_json(cls)
         values: dict[str, Any] = {}
+        seen: set[str] = set()  # fields written, even with a bad value: "Required" would only add noise
         oneofs: dict[str, str] = {}
         for knode, vnode in node.value:
             key = knode.value if isinstance(knode, yaml.ScalarNode) else str(knode.value)
@@ -329,9 +337,10 @@ class Decoder:
                 continue
             sub = f"{path}.{spec.json}" if path else spec.json
             self.lines[sub] = knode.start_mark.line + 1
-            if spec.name in values:
+            if spec.name in seen:
                 self.error(sub, knode, f'duplicate field "{key}"')
                 continue
+            seen.add(spec.name)
             if spec.oneof is not None:
                 other = oneofs.get(spec.oneof)
                 if other is not None:
@@ -342,7 +351,7 @@ class Decoder:
             if value is not _BAD:
                 values[spec.name] = value
         for spec in fields_of(cls):
-            if spec.required and spec.name not in values:
+            if spec.required and spec.name not in seen:
                 self.error(f"{path}.{spec.json}" if path else spec.json, node, "Required value")
         try:
             return cls(**values)
@@ -415,7 +424,11 @@ class Decoder:
                 return value
         elif kind is Kind.FLOAT:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # an integer literal beyond a double's range
+                    self.error(path, node, "must be a number within the range of a 64-bit float")
+                    return _BAD
         elif kind is Kind.DURATION:
             if isinstance(value, str):
                 try:
@@ -437,7 +450,7 @@ class Decoder:
             except ValueError:
                 self.error(path, node, "must be base64-encoded bytes")
                 return _BAD
-        self.error(path, node, f"must be of type {_scalar_kind_name(ts)}: {_value_type(value)}")
+        self.error(path, node, f'must be of type {_scalar_kind_name(ts)}: "{_value_type(value)}"')
         return _BAD
 
 
@@ -493,7 +506,7 @@ def to_dict(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for spec in fields_of(type(obj)):
         value = getattr(obj, spec.name)
-        if value is None or (spec.type.kind in (Kind.LIST, Kind.MAP) and not value):
+        if value is None or (spec.type.kind in (Kind.LIST, Kind.MAP) and not value and spec.empty_is_unset):
             continue
         out[spec.json] = _dump_value(spec.type, value)
     return out

@@ -149,7 +149,15 @@ def parse_yaml(text: str, *, file: str = "<string>", namespace: str = "default")
         return ConfigSet((), tuple(issues))
     except yaml.reader.ReaderError as e:  # a character YAML forbids; it carries a position, not a mark
         line = text.count("\n", 0, e.position) + 1
-        msg = f"invalid YAML: character {e.character!r} is not allowed ({e.reason})"
+        code = e.character if isinstance(e.character, int) else ord(e.character)
+        msg = f"invalid YAML: character U+{code:04X} is not allowed ({e.reason})"
+        issues.append(ConfigIssue(Severity.ERROR, msg, file=file, line=line))
+        return ConfigSet((), tuple(issues))
+    except UnicodeEncodeError as e:  # a lone surrogate, which cannot be encoded for the C parser
+        line = e.object.count("\n", 0, e.start) + 1
+        msg = (
+            f"invalid YAML: character U+{ord(e.object[e.start]):04X} is not allowed (not valid Unicode text)"
+        )
         issues.append(ConfigIssue(Severity.ERROR, msg, file=file, line=line))
         return ConfigSet((), tuple(issues))
     except (yaml.YAMLError, ValueError, RecursionError) as e:
@@ -157,7 +165,7 @@ def parse_yaml(text: str, *, file: str = "<string>", namespace: str = "default")
         return ConfigSet((), tuple(issues))
     for node in nodes:
         for item in _items(node, file, issues):
-            doc = _decode_document(item, file, issues)
+            doc = _decode_document(item, file, issues, namespace)
             if doc is not None:
                 docs.append(doc)
                 issues.extend(_check(doc, namespace))
@@ -246,13 +254,17 @@ def _items(node: yaml.Node, file: str, issues: list[ConfigIssue]) -> Iterator[ya
     yield node
 
 
-def _decode_document(node: yaml.MappingNode, file: str, issues: list[ConfigIssue]) -> Document | None:
+def _decode_document(
+    node: yaml.MappingNode, file: str, issues: list[ConfigIssue], default_namespace: str
+) -> Document | None:
     line = node.start_mark.line + 1
     kind = _scalar_str(_mapping_get(node, "kind"))
     api_version = _scalar_str(_mapping_get(node, "apiVersion"))
     meta = _mapping_get(node, "metadata")
     name = _scalar_str(_mapping_get(meta, "name")) if isinstance(meta, yaml.MappingNode) else None
     namespace = _scalar_str(_mapping_get(meta, "namespace")) if isinstance(meta, yaml.MappingNode) else None
+    if name is not None:  # name the resource as the validation findings do, so its issues all read the same
+        namespace = namespace or default_namespace
 
     def issue(msg: str, path: str = "", at: int | None = line) -> None:
         issues.append(ConfigIssue(Severity.ERROR, msg, path, file, at, kind, namespace, name))

@@ -7,6 +7,7 @@ is reported (every error with a file and a line inside the text), never turned i
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from typing import Any
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from libmesh.config import load_yaml
-from libmesh.config._schema import Kind, fields_of
+from libmesh.config._schema import _INT_RANGES, Kind, TypeSpec, fields_of
 from libmesh.config.resources import RESOURCE_KINDS, Resource
 from libmesh.errors import ConfigError
 
@@ -59,14 +60,20 @@ _MEANINGFUL = [
     "reviews", "*.example.com", "1.2.3.4", "2001:db8::", "10.0.0.0/8", "5xx,gateway-error", "%", "", "==",
 ]  # fmt: skip
 
+# Go durations, well- and ill-formed, including ones far beyond Go's int64-nanosecond range.
+_durations = st.from_regex(r"[+-]?(\d{1,22}(\.\d{0,4})?(ns|us|µs|ms|s|m|h|d|)){1,3}", fullmatch=True)
+_huge_ints = st.sampled_from([2**31, 2**32, 2**63, 2**64, -(2**63) - 1, 10**400, -(10**400)])
+
 _scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(2**70), max_value=2**70),
     st.integers(),
+    _huge_ints,
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=12),
     st.sampled_from(_MEANINGFUL),
+    _durations,
 )
 
 
@@ -102,6 +109,69 @@ def _documents(draw: st.DrawFn) -> dict[str, Any]:
 _LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
+def _typed_value(ts: TypeSpec, depth: int) -> st.SearchStrategy[Any]:
+    """Values of the field's own type (mostly), so documents decode and reach the validation rules."""
+    kind = ts.kind
+    if kind is Kind.MESSAGE:
+        return _typed_message(ts.cls, depth + 1)
+    if kind is Kind.LIST:
+        assert ts.item is not None
+        return st.lists(_typed_value(ts.item, depth), max_size=3)
+    if kind is Kind.MAP:
+        assert ts.item is not None
+        keys = st.sampled_from(["app", "version", "*", "", "a.b/c"]) | st.text(max_size=6)
+        return st.dictionaries(keys, _typed_value(ts.item, depth), max_size=3)
+    if kind is Kind.INT:
+        lo, hi = _INT_RANGES[ts.proto or "int64"]
+        return st.sampled_from([0, 1, 80, 65535, 65536, -1, lo, hi]) | st.integers(lo, hi)
+    if kind is Kind.FLOAT:
+        return st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0, 50, 100, 100.5, -1])
+    if kind is Kind.BOOL:
+        return st.booleans()
+    if kind is Kind.DURATION:
+        return _durations | st.sampled_from(["0s", "1ms", "0.5ms", "1.5s", "-1s", "2562047h"])
+    if kind is Kind.ENUM:
+        return st.sampled_from([m.name for m in ts.cls])
+    if kind is Kind.BYTES:
+        return st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode())
+    if kind is Kind.ANY:
+        return _values(st.text(max_size=6))
+    return st.sampled_from(_MEANINGFUL) | st.text(max_size=10)
+
+
+_MESSAGES: dict[tuple[type, int], st.SearchStrategy[dict[str, Any]]] = {}
+
+
+def _typed_message(cls: type, depth: int) -> st.SearchStrategy[dict[str, Any]]:
+    """A mapping with a few of ``cls``'s fields (few, so oneof groups rarely clash), each of its type."""
+    if depth > 5:
+        return st.just({})
+    key = (cls, depth)
+    if key not in _MESSAGES:
+        fields = fields_of(cls)
+
+        @st.composite
+        def build(draw: st.DrawFn) -> dict[str, Any]:
+            chosen = draw(st.lists(st.sampled_from(fields), max_size=4, unique=True)) if fields else []
+            return {f.json: draw(_typed_value(f.type, depth)) for f in chosen}
+
+        _MESSAGES[key] = build()
+    return _MESSAGES[key]
+
+
+@st.composite
+def _typed_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A well-formed document of a random kind whose spec follows the model's types."""
+    kind = draw(st.sampled_from(_KINDS))
+    version = draw(st.sampled_from(kind.VERSIONS))
+    return {
+        "apiVersion": f"{kind.GROUP}/{version}" if kind.GROUP else version,
+        "kind": kind.KIND,
+        "metadata": {"name": "fuzz", "namespace": draw(st.sampled_from(["default", "istio-system", "ns"]))},
+        "spec": draw(_typed_message(_spec_class(kind), 0)),
+    }
+
+
 def _check(text: str) -> None:
     """``load_yaml`` succeeds or raises ConfigError whose errors all point at a line of ``text``."""
     # YAML also breaks lines at CR, NEL and the Unicode separators; errors found at the end of the stream
@@ -125,6 +195,13 @@ def _dump(data: Any) -> str:
 @given(st.lists(_documents(), min_size=1, max_size=3))
 def test_istio_shaped_documents(docs: list[dict[str, Any]]) -> None:
     """Documents with real Istio headers and random bodies are loaded or rejected cleanly."""
+    _check(_dump(docs))
+
+
+@_SETTINGS
+@given(st.lists(_typed_documents(), min_size=1, max_size=3))
+def test_model_typed_documents(docs: list[dict[str, Any]]) -> None:
+    """Documents whose fields have the right types reach the validation rules, which must not crash."""
     _check(_dump(docs))
 
 
@@ -158,10 +235,14 @@ def test_raw_text(text: str) -> None:
     _check(text)
 
 
+# Lone surrogates, control characters and Unicode line separators, mixed into ordinary text.
+_odd_chars = st.characters(categories=["Cs", "Cc", "Zl", "Zp"])
+
+
 @_SETTINGS
-@given(st.text(max_size=200))
+@given(st.text(alphabet=st.characters() | _odd_chars, max_size=200))
 def test_random_unicode_text(text: str) -> None:
-    """Random unicode (control characters, surrogate-free) is loaded or rejected cleanly."""
+    """Random unicode, including what YAML forbids (control characters, lone surrogates), is handled cleanly."""
     _check(text)
 
 

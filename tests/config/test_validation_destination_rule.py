@@ -686,6 +686,12 @@ WARNINGS = [
         "no hash key",
     ),
     (
+        "istio mutual with a client certificate",
+        TP + "{tls: {mode: ISTIO_MUTUAL, clientCertificate: cert.pem, sni: r.example.com}}",
+        "spec.trafficPolicy.tls.clientCertificate",
+        "ignored when mode is ISTIO_MUTUAL",
+    ),
+    (
         "duplicate port level settings",
         TP + "{portLevelSettings: [{port: {number: 80}, loadBalancer: {simple: RANDOM}}, "
         "{port: {number: 80}, loadBalancer: {simple: LEAST_REQUEST}}]}",

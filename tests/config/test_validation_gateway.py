@@ -332,7 +332,9 @@ GATEWAY_WARNINGS = [
         _server(
             "[a.b]",
             HTTPS,
-            "tls: {mode: SIMPLE, tlsCertificates: [" + ", ".join(["{serverCertificate: c, privateKey: k}"] * 3) + "]}",
+            "tls: {mode: SIMPLE, tlsCertificates: ["
+            + ", ".join(["{serverCertificate: c, privateKey: k}"] * 3)
+            + "]}",
         ),
         "spec.servers[0].tls.tlsCertificates",
         "up to 2 server certificates",
@@ -583,7 +585,8 @@ SIDECAR_INVALID = [
     ),
     (
         "ingress tls SAN",
-        HTTPS_INGRESS + "  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, subjectAltNames: [httpbin.com]}\n",
+        HTTPS_INGRESS
+        + "  tls: {mode: SIMPLE, serverCertificate: c, privateKey: k, subjectAltNames: [a.com]}\n",
         "spec.ingress[0].tls.subjectAltNames",
         "not supported",
     ),

@@ -190,7 +190,7 @@ class PeerAuthenticationSpec:
 
     selector: PolicyWorkloadSelector | None = None
     mtls: PeerAuthenticationMutualTLS | None = None
-    port_level_mtls: dict[str, PeerAuthenticationMutualTLS] = fld(factory=dict)
+    port_level_mtls: dict[str, PeerAuthenticationMutualTLS] | None = None
 
 
 @message

@@ -511,6 +511,16 @@ def _check_client_tls(r: Reporter, path: str, tls: ClientTLSSettings | None, nam
                 "insecureSkipVerify",
                 "cannot specify caCertificates or subjectAltNames when insecureSkipVerify is true",
             )
+    if mode is ClientTLSMode.ISTIO_MUTUAL:
+        # Istio supplies the workload certificates itself; these fields are documented to stay empty.
+        for field, value in (
+            ("clientCertificate", tls.client_certificate),
+            ("privateKey", tls.private_key),
+            ("caCertificates", tls.ca_certificates),
+            ("credentialName", tls.credential_name),
+        ):
+            if value:
+                at.warn(field, f"{field} is ignored when mode is ISTIO_MUTUAL")
     if mode in (ClientTLSMode.SIMPLE, ClientTLSMode.MUTUAL) and tls.credential_name:
         # With a credentialName the certificates are fetched from the secret, so file paths make no sense.
         if tls.client_certificate or tls.ca_certificates or tls.private_key or tls.ca_crl:

@@ -8,6 +8,7 @@ protos) is approximated: a patch value must be an object and may not name remove
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -24,12 +25,14 @@ from ..model.proxy_config import ProxyConfigSpec
 from ..model.telemetry import MetricsOverridesTagOverrideOperation, ProviderRef, TelemetrySpec, Tracing
 from ..resources import EnvoyFilter, ProxyConfig, Telemetry, WasmPlugin
 from . import Context, Reporter, checks
-from .common import key_path, regex_error, validate_duration, validate_port, validate_selector_labels
+from .common import key_path, regex_error, validate_port, validate_selector_labels
 from .security import check_dry_run_unsupported, parse_url, validate_policy_selector, validate_policy_targets
 
 __all__ = ["cel_syntax_error"]
 
 # --- Telemetry ------------------------------------------------------------------------------------------
+
+_ONE_MS = datetime.timedelta(milliseconds=1)
 
 
 @checks(Telemetry)
@@ -48,7 +51,9 @@ def _telemetry(tm: Telemetry, r: Reporter, ctx: Context) -> None:
     for i, metrics in enumerate(spec.metrics):
         at = s.at(f"metrics[{i}]")
         _check_providers(at, metrics.providers)
-        validate_duration(at, "reportingInterval", metrics.reporting_interval)
+        interval = metrics.reporting_interval
+        if interval is not None and interval < _ONE_MS:
+            at.error("reportingInterval", "must be a valid duration greater than 1ms")
         for j, override in enumerate(metrics.overrides):
             o = at.at(f"overrides[{j}]")
             if override.match is not None and override.match.custom_metric == "":
@@ -169,7 +174,8 @@ class _CelParser:
 
     @staticmethod
     def _show(token: str) -> str:
-        return "end of expression" if token == "<end>" else repr(token.lstrip("#"))
+        names = {"<end>": "end of expression", "<literal>": "a literal"}
+        return names.get(token) or repr(token.lstrip("#"))
 
     def parse(self) -> None:
         if not self.tokens:
@@ -209,15 +215,34 @@ class _CelParser:
         self.member()
 
     def member(self) -> None:
-        self.primary()
-        while self.peek() in (".", "["):
-            if self.take() == ".":
+        # A plain (possibly dotted) name may be followed by "{field: value}" to build a message.
+        qualified = self.primary()
+        while True:
+            token = self.peek()
+            if token == ".":
+                self.take()
                 self.ident()
                 if self.peek() == "(":
                     self.call_args()
-            else:
+                    qualified = False
+            elif token == "[":
+                self.take()
                 self.expr()
                 self.take("]")
+                qualified = False
+            elif token == "{" and qualified:
+                self.take()
+                while self.peek() != "}":
+                    self.ident()
+                    self.take(":")
+                    self.expr()
+                    if self.peek() != ",":
+                        break
+                    self.take()
+                self.take("}")
+                qualified = False
+            else:
+                return
 
     def ident(self) -> None:
         token = self.take()
@@ -244,7 +269,8 @@ class _CelParser:
             if self.peek() == close:  # a trailing comma
                 return
 
-    def primary(self) -> None:
+    def primary(self) -> bool:
+        """Parse a primary expression; True when it is a plain name (which may start a message literal)."""
         token = self.peek()
         if token == "<literal>":
             self.take()
@@ -266,10 +292,12 @@ class _CelParser:
             if token == ".":
                 self.take()
             self.ident()
-            if self.peek() == "(":
-                self.call_args()
+            if self.peek() != "(":
+                return True
+            self.call_args()
         else:
             raise _CelError(f"unexpected {self._show(token)}")
+        return False
 
 
 def cel_syntax_error(expression: str) -> str | None:

@@ -2,8 +2,10 @@
 RequestAuthentication.
 
 They combine the webhook's checks (istiod) with the CEL and schema rules of the CRDs, since the API server
-rejects a resource when either says no. :func:`validate_policy_selector` and :func:`validate_policy_targets`
-are public because Telemetry and WasmPlugin attach to workloads the same way.
+rejects a resource when either says no. The helpers in ``__all__`` are public because the kinds of
+:mod:`.extensions` attach to workloads the same way (:func:`validate_policy_selector`,
+:func:`validate_policy_targets`), refuse the same annotation (:func:`check_dry_run_unsupported`) and take URLs
+(:func:`parse_url`).
 """
 
 from __future__ import annotations
@@ -173,9 +175,10 @@ def _peer_authentication(pa: PeerAuthentication, r: Reporter, ctx: Context) -> N
     check_dry_run_unsupported(r, pa.metadata)
     validate_policy_selector(s, "selector", spec.selector)
     ports = spec.port_level_mtls
-    # The model decodes ``portLevelMtls: {}`` like an absent map, so Istio's "at least 1 port when set" rule
-    # cannot be told apart here; an empty map means no port-level settings, which is harmless.
+    if ports is None:
+        return
     if not ports:
+        s.error("portLevelMtls", "portLevelMtls should have at least 1 properties (ports) when set")
         return
     if spec.selector is None or not spec.selector.match_labels:
         s.error(
@@ -197,7 +200,7 @@ _MAX_SERVICE_ACCOUNTS = 16
 _MAX_SERVICE_ACCOUNT_LENGTH = 320
 _MATCH_ONE = "{*}"
 _MATCH_ANY = "{**}"
-# RFC 3986 pchar, minus '%'-escapes' strictness: what Envoy accepts as a literal path-template segment.
+# A literal path-template segment: RFC 3986 pchar characters (a '%' is taken as the start of an escape).
 _PATH_LITERAL = re.compile(r"[a-zA-Z0-9\-._~%!$&'()+,;:@=]+")
 
 # Source fields in YAML order: (yaml name, attribute).
@@ -303,14 +306,14 @@ def _check_rule(r: Reporter, rule: Rule, action: AuthorizationPolicyAction) -> N
     for j, frm in enumerate(rule.from_):
         at = r.at(f"from[{j}]")
         if frm.source is None:
-            at.error("source", "from.source must not be nil: set at least one field of the source")
+            at.error("source", "source is required in every from entry")
             continue
         from_exists = True
         tcp_in_from |= _check_source(at.at("source"), frm.source, custom)
     for j, to in enumerate(rule.to):
         at = r.at(f"to[{j}]")
         if to.operation is None:
-            at.error("operation", "to.operation must not be nil: set at least one field of the operation")
+            at.error("operation", "operation is required in every to entry")
             continue
         to_exists = True
         tcp_in_to |= _check_operation(at.at("operation"), to.operation)
@@ -548,7 +551,7 @@ def _check_jwt_rule(r: Reporter, rule: JWTRule) -> None:
             r.error("jwksUri", problem)
         if rule.jwks is not None:
             r.error("jwks", "only one of jwks or jwksUri can be set")
-    if rule.jwks is not None:
+    if rule.jwks:
         _check_jwks(r, rule.jwks)
     for k, header in enumerate(rule.from_headers):
         if header.name == "":
