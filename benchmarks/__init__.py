@@ -12,6 +12,11 @@ kit so every benchmark reports the same way:
 
 The garbage collector is paused while a batch runs (as :mod:`timeit` does) so one unlucky collection does not
 land in a single sample; what the code under test allocates is still paid for by later samples.
+
+Every sample is taken on two clocks: the wall clock (what a caller waits) and the thread's CPU time (what the
+code costs). They agree unless the process was descheduled mid-batch; on a shared machine that happens often
+enough (a lost 4 ms scheduler slice) to dominate the wall-clock p99, so ``median_cpu`` and ``p99_cpu`` are
+reported beside them.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-__all__ = ["Result", "per_call", "per_run", "percentile", "summarise"]
+__all__ = ["Result", "Timing", "per_call", "per_run", "percentile", "summarise", "time_calls", "time_runs"]
 
 T = TypeVar("T")
 
@@ -47,6 +52,8 @@ class Result:
     goal: float | None = None
     baseline: str | None = None
     note: str = ""
+    median_cpu: float | None = None
+    p99_cpu: float | None = None
 
     @property
     def status(self) -> str:
@@ -77,15 +84,56 @@ def summarise(samples: Sequence[float]) -> tuple[float, float]:
     return statistics.median(samples), percentile(samples, 99)
 
 
-def per_call(
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Samples in seconds per operation on the wall clock and on the thread's CPU clock, and their summaries."""
+
+    samples: list[float]
+    cpu_samples: list[float]
+
+    @property
+    def median(self) -> float:
+        """Median wall-clock time."""
+        return statistics.median(self.samples)
+
+    @property
+    def p99(self) -> float:
+        """99th percentile of wall-clock time."""
+        return percentile(self.samples, 99)
+
+    @property
+    def median_cpu(self) -> float:
+        """Median CPU time."""
+        return statistics.median(self.cpu_samples)
+
+    @property
+    def p99_cpu(self) -> float:
+        """99th percentile of CPU time (immune to the process being descheduled)."""
+        return percentile(self.cpu_samples, 99)
+
+    def result(self, name: str, label: str, batch: int = 1, **extra: Any) -> Result:
+        """A table row from these samples; ``extra`` sets ``bar``, ``goal``, ``baseline`` or ``note``."""
+        return Result(
+            name,
+            label,
+            self.median,
+            self.p99,
+            len(self.samples),
+            batch,
+            median_cpu=self.median_cpu,
+            p99_cpu=self.p99_cpu,
+            **extra,
+        )
+
+
+def time_calls(
     fn: Callable[[T], object],
     make: Callable[[], Sequence[T]],
     *,
     batches: int,
     warmup: int = 3,
-) -> tuple[float, float, list[float]]:
-    """Time ``fn`` on every argument of fresh batches from ``make``; return (median, p99, samples) in seconds
-    per call.
+) -> Timing:
+    """Time ``fn`` on every argument of fresh batches from ``make``, one sample (seconds per call) per batch.
 
     Batches are built outside the timed region, so objects that cache lazily (such as a ``Call`` parsing its
     authority) are paid for on first use as a real request would, but building them is not timed.
@@ -93,40 +141,61 @@ def per_call(
     for _ in range(warmup):
         for arg in make():
             fn(arg)
-    samples: list[float] = []
-    clock = time.perf_counter_ns
+    wall: list[float] = []
+    cpu: list[float] = []
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     gc_was_enabled = gc.isenabled()
     try:
         for _ in range(batches):
             batch = make()
             gc.disable()
-            start = clock()
+            start, cpu_start = clock(), cpu_clock()
             for arg in batch:
                 fn(arg)
-            elapsed = clock() - start
+            cpu_end, end = cpu_clock(), clock()
             if gc_was_enabled:
                 gc.enable()
-            samples.append(elapsed / 1e9 / max(1, len(batch)))
+            n = max(1, len(batch)) * 1e9
+            wall.append((end - start) / n)
+            cpu.append((cpu_end - cpu_start) / n)
     finally:
         if gc_was_enabled:
             gc.enable()
-    median, p99 = summarise(samples)
-    return median, p99, samples
+    return Timing(wall, cpu)
 
 
-def per_run(fn: Callable[[], object], *, runs: int, warmup: int = 1) -> tuple[float, float, list[float]]:
-    """Time ``runs`` whole calls of ``fn`` after ``warmup`` untimed ones; return (median, p99, samples) in
-    seconds. With few runs the p99 is simply the slowest one.
+def time_runs(fn: Callable[[], object], *, runs: int, warmup: int = 1) -> Timing:
+    """Time ``runs`` whole calls of ``fn`` after ``warmup`` untimed ones, one sample (seconds) per run.
 
-    The collector stays on (a big compile's garbage is part of its cost) but starts each run from clean.
+    The collector stays on (a big compile's garbage is part of its cost) but each run starts from clean.
     """
     for _ in range(warmup):
         fn()
-    samples: list[float] = []
+    wall: list[float] = []
+    cpu: list[float] = []
     for _ in range(runs):
         gc.collect()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.thread_time()
         fn()
-        samples.append(time.perf_counter() - start)
-    median, p99 = summarise(samples)
-    return median, p99, samples
+        cpu.append(time.thread_time() - cpu_start)
+        wall.append(time.perf_counter() - start)
+    return Timing(wall, cpu)
+
+
+def per_call(
+    fn: Callable[[T], object],
+    make: Callable[[], Sequence[T]],
+    *,
+    batches: int,
+    warmup: int = 3,
+) -> tuple[float, float, list[float]]:
+    """:func:`time_calls` on the wall clock only: (median, p99, samples) in seconds per call."""
+    t = time_calls(fn, make, batches=batches, warmup=warmup)
+    return t.median, t.p99, t.samples
+
+
+def per_run(fn: Callable[[], object], *, runs: int, warmup: int = 1) -> tuple[float, float, list[float]]:
+    """:func:`time_runs` on the wall clock only: (median, p99, samples) in seconds per run; with few runs
+    the p99 is simply the slowest one."""
+    t = time_runs(fn, runs=runs, warmup=warmup)
+    return t.median, t.p99, t.samples

@@ -9,6 +9,8 @@ Rows (bars and goals are the issue's acceptance numbers, medians):
 * ``route.default``     a host no VirtualService covers (the default route). No bar.
 * ``compile.2000``      ``Snapshot.compile`` of 1,000 VirtualServices + 1,000 DestinationRules already in an
   in-memory ``ConfigSet``. Bar 1 s, goal 0.5 s.
+* ``compile.4000``      the same with twice as many of each, read against ``compile.2000``: 2.0x means
+  compiling scales linearly with the config.
 * ``load.resources``    validating the same objects with ``load_resources`` (no bar).
 * ``load.yaml``         the same config as YAML text through ``load_yaml`` (parse + validate, no bar).
 * ``base.*``            plain-Python baselines doing the same logical work (a dict lookup plus a loop of
@@ -53,7 +55,7 @@ from libmesh.routing.call import Call
 from libmesh.routing.decision import Action, RouteDecision
 from libmesh.routing.snapshot import Snapshot
 
-from . import Result, per_call, per_run
+from . import Result, time_calls, time_runs
 
 __all__ = ["bookinfo_like_config", "large_config", "run"]
 
@@ -276,11 +278,9 @@ def _per_call_results(quick: bool) -> list[Result]:
         make = _calls(case, headers, batch)
         if case.name in expected:
             _check(snap, make()[0], expected[case.name])
-        median, p99, samples = per_call(case.fn, make, batches=batches)
+        timing = time_calls(case.fn, make, batches=batches)
         results.append(
-            Result(
-                case.name, case.label, median, p99, len(samples), batch, case.bar, case.goal, case.baseline
-            )
+            timing.result(case.name, case.label, batch, bar=case.bar, goal=case.goal, baseline=case.baseline)
         )
     return results
 
@@ -307,10 +307,10 @@ def _compile_results(quick: bool) -> list[Result]:
         goal: float | None = None,
         baseline: str | None = None,
         note: str = "",
+        warmup: int = 1,
     ) -> None:
-        # The slow rows skip the warm-up run: everything they touch was already built once above.
-        median, p99, samples = per_run(fn, runs=n, warmup=0 if n < runs else 1)
-        results.append(Result(name, label, median, p99, len(samples), 1, bar, goal, baseline, note))
+        timing = time_runs(fn, runs=n, warmup=warmup)
+        results.append(timing.result(name, label, bar=bar, goal=goal, baseline=baseline, note=note))
 
     measure(
         "compile.2000",
@@ -327,14 +327,21 @@ def _compile_results(quick: bool) -> list[Result]:
         slow_runs,
         baseline="compile.2000",
         note="linear = 2.0x",
+        warmup=0,  # a second or more per run; nothing in it needs warming that compile.2000 has not warmed
     )
-    measure("load.resources", f"validate: {size}, load_resources", lambda: load_resources(resources), runs)
+    measure(
+        "load.resources",
+        f"validate: {size}, load_resources",
+        lambda: load_resources(resources, namespace=NAMESPACE),
+        runs,
+    )
     measure(
         "load.yaml",
         f"load: {size} as YAML, load_yaml",
         lambda: load_yaml(text, namespace=NAMESPACE),
         slow_runs,
         note=f"{len(text) / 1e6:.1f} MB",
+        warmup=0,  # parsed once above already, to check the round trip
     )
     return results
 
@@ -345,6 +352,8 @@ def run(quick: bool = False) -> list[Result]:
 
 
 if __name__ == "__main__":
+    import sys
+
     from .run import main
 
-    raise SystemExit(main(["--only", "route_bench"]))
+    raise SystemExit(main(["--only", "route_bench", *sys.argv[1:]]))

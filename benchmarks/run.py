@@ -49,6 +49,8 @@ def machine() -> dict[str, Any]:
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     if "Model name" in fields:
         info["cpu"] = fields["Model name"]
+        if "CPU family" in fields and "Model" in fields:  # a VM often shows only "AMD EPYC"
+            info["cpu"] += f" (family {fields['CPU family']}, model {fields['Model']})"
     sockets = fields.get("Socket(s)", "1")
     per_socket = fields.get("Core(s) per socket")
     if per_socket and per_socket.isdigit() and sockets.isdigit():
@@ -71,22 +73,43 @@ def _fmt_time(seconds: float | None) -> str:
 
 
 def _ratio(result: Result, by_name: dict[str, Result]) -> str:
+    # CPU medians when both rows have them: they do not move when a neighbour takes the CPU.
     base = by_name.get(result.baseline or "")
-    if base is None or base.median <= 0:
+    if base is None:
         return ""
-    return f"{result.median / base.median:.1f}x"
+    if result.median_cpu is not None and base.median_cpu is not None:
+        mine, theirs = result.median_cpu, base.median_cpu
+    else:
+        mine, theirs = result.median, base.median
+    if theirs <= 0:
+        return ""
+    ratio = mine / theirs
+    return f"{ratio:.1f}x" if ratio >= 0.95 else f"{ratio:.2f}x"
 
 
 def render(results: Sequence[Result], *, markdown: bool = False) -> str:
     """The results as an aligned text table (or a Markdown table)."""
     by_name = {r.name: r for r in results}
-    head = ["benchmark", "what", "median", "p99", "bar", "goal", "vs baseline", "status"]
+    head = [
+        "benchmark",
+        "what",
+        "median",
+        "p99",
+        "cpu median",
+        "cpu p99",
+        "bar",
+        "goal",
+        "vs baseline",
+        "status",
+    ]
     rows = [
         [
             r.name,
             r.label + (f" ({r.note})" if r.note else ""),
             _fmt_time(r.median),
             _fmt_time(r.p99),
+            _fmt_time(r.median_cpu),
+            _fmt_time(r.p99_cpu),
             _fmt_time(r.bar),
             _fmt_time(r.goal),
             _ratio(r, by_name) + (f" ({r.baseline})" if r.baseline and _ratio(r, by_name) else ""),
@@ -99,7 +122,7 @@ def render(results: Sequence[Result], *, markdown: bool = False) -> str:
         lines += [_md_row(row) for row in rows]
         return "\n".join(lines)
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
-    numeric = {2, 3, 4, 5}
+    numeric = {2, 3, 4, 5, 6, 7}
 
     def line(cells: Iterable[str]) -> str:
         parts = [
