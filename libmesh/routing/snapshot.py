@@ -91,6 +91,13 @@ class _CompiledRoute:
     port: int | None
     match: Predicate | None
     decision: RouteDecision
+    # A case-sensitive uri prefix or exact match, tested inline by ``route`` rather than through ``match``.
+    uri_prefix: str | None = None
+    uri_exact: str | None = None
+
+
+# (port, uri prefix, uri exact, rest of the match, decision): unpacked in ``route``'s loop header.
+_RouteRow = tuple[int | None, str | None, str | None, Predicate | None, RouteDecision]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +105,8 @@ class _VirtualHost:
     virtual_service: str
     routes: tuple[_CompiledRoute, ...]
     no_route: RouteDecision
+    table: tuple[_RouteRow, ...] = ()
+    tests_path: bool = False
 
 
 @dataclass(slots=True)
@@ -117,6 +126,10 @@ class Snapshot:
         "_default_cache",
         "_default_retry",
         "_destination_rules",
+        "_dr_for_cache",
+        "_dr_index",
+        "_dr_keys",
+        "_endpoint_cache",
         "_exact",
         "_known_hosts",
         "_policy_cache",
@@ -144,9 +157,16 @@ class Snapshot:
         self._wildcards: list[tuple[str, _VirtualHost]] = []
         self._known_hosts: set[str] = set()
         self._destination_rules: dict[str, list[_DestinationRuleEntry]] = {}
+        # Per namespace: entries by host (in precedence order) and the wildcard entries, built once all rules
+        # are in, so that a lookup does not scan every rule.
+        self._dr_index: dict[str, tuple[dict[str, list[_DestinationRuleEntry]], list[_DestinationRuleEntry]]]
+        self._dr_index = {}
+        self._dr_keys: dict[tuple[str, str, frozenset[str], bool], _DestinationRuleEntry] = {}
+        self._dr_for_cache: dict[str, _DestinationRuleEntry | None] = {}
         self._default_retry = _retry_policy(mesh.default_http_retry_policy)
         self._default_cache: dict[tuple[str, int], RouteDecision] = {}
         self._resolve_cache: dict[str, str] = {}
+        self._endpoint_cache: dict[tuple[str, str, int | None], tuple[str, int]] = {}
         self._policy_cache: dict[
             tuple[str, str | None, int | None], tuple[TrafficPolicy | None, str | None]
         ] = {}
@@ -191,6 +211,7 @@ class Snapshot:
                 self._known_hosts.add(resolve_config_host(h, ns_of(se), self.domain))
         for dr in self.config.of_kind(DestinationRule):
             self._add_destination_rule(dr, ns_of(dr))
+        self._index_destination_rules()
         services = sorted(
             (vs for vs in self.config.of_kind(VirtualService) if self._vs_applies(vs, ns_of(vs))),
             key=_creation_order,
@@ -230,18 +251,19 @@ class Snapshot:
             for j, m in matches:
                 if m is not None and not self._source_matches(m, vs_gateways):
                     continue
-                predicate = _compile_match(m) if m is not None else None
+                prefix, exact, predicate = _split_match(m) if m is not None else (None, None, None)
                 decision = self._compile_decision(http, m, i, j, name, ns, host)
-                routes.append(
-                    _CompiledRoute(m.port if m is not None and m.port else None, predicate, decision)
-                )
-                if predicate is None and (m is None or not m.port):
+                port = m.port if m is not None and m.port else None
+                routes.append(_CompiledRoute(port, predicate, decision, prefix, exact))
+                if predicate is None and prefix is None and exact is None and port is None:
                     catch_all = True
                     break
             if catch_all:
                 break  # later routes can never match
         no_route = RouteDecision(host=host, action=Action.NO_ROUTE, virtual_service=name)
-        return _VirtualHost(name, tuple(routes), no_route)
+        table = tuple((r.port, r.uri_prefix, r.uri_exact, r.match, r.decision) for r in routes)
+        tests_path = any(r.uri_prefix is not None or r.uri_exact is not None for r in routes)
+        return _VirtualHost(name, tuple(routes), no_route, table, tests_path)
 
     def _source_matches(self, m: HTTPMatchRequest, vs_gateways: frozenset[str]) -> bool:
         # As pilot's sourceMatchHTTP: gateways named in the match replace the VirtualService's; sourceLabels and
@@ -395,21 +417,35 @@ class Snapshot:
         if selector is not None and any(self.workload.labels.get(k) != v for k, v in selector.items()):
             return  # selects other workloads
         export = frozenset(ns if e == "." else e for e in spec.export_to) or frozenset({"*"})
-        entries = self._destination_rules.setdefault(ns, [])
-        for entry in entries:
-            if (
-                entry.host == host
-                and entry.export_to == export
-                and (entry.selector is None) == (selector is None)
-            ):
-                entry.spec = _merge_destination_rules(entry.spec, spec)
-                entry.names.append(dr.name)
-                return
-        entries.append(_DestinationRuleEntry(ns, host, spec, selector, export, [dr.name]))
-        # Rules with a workload selector take precedence over those without, in the same namespace.
-        entries.sort(key=lambda e: e.selector is None)
+        key = (ns, host, export, selector is None)
+        entry = self._dr_keys.get(key)
+        if entry is not None:
+            entry.spec = _merge_destination_rules(entry.spec, spec)
+            entry.names.append(dr.name)
+            return
+        entry = _DestinationRuleEntry(ns, host, spec, selector, export, [dr.name])
+        self._dr_keys[key] = entry
+        self._destination_rules.setdefault(ns, []).append(entry)
+
+    def _index_destination_rules(self) -> None:
+        for ns, entries in self._destination_rules.items():
+            # Rules with a workload selector take precedence over those without, in the same namespace.
+            entries.sort(key=lambda e: e.selector is None)
+            by_host: dict[str, list[_DestinationRuleEntry]] = {}
+            for e in entries:
+                by_host.setdefault(e.host, []).append(e)
+            self._dr_index[ns] = (by_host, [e for e in entries if is_wildcard(e.host)])
 
     def _destination_rule_for(self, host: str) -> _DestinationRuleEntry | None:
+        if host in self._dr_for_cache:
+            return self._dr_for_cache[host]
+        entry = self._find_destination_rule(host)
+        if len(self._dr_for_cache) >= _DEFAULT_CACHE_LIMIT:
+            self._dr_for_cache.clear()
+        self._dr_for_cache[host] = entry
+        return entry
+
+    def _find_destination_rule(self, host: str) -> _DestinationRuleEntry | None:
         # Istio's lookup order: the client's namespace, then the service's namespace, then any namespace the
         # rule is exported to; within each, an exact host beats the most specific wildcard.
         client_ns = self.workload.namespace
@@ -418,15 +454,20 @@ class Snapshot:
         if service_ns and service_ns != client_ns:
             order.append(service_ns)
         order.extend(ns for ns in sorted(self._destination_rules) if ns not in order)
+        visible_to = {"*", client_ns}
         for ns in order:
-            best: _DestinationRuleEntry | None = None
-            for entry in self._destination_rules.get(ns, ()):
-                if not host_matches(entry.host, host):
-                    continue
-                if ns != client_ns and not ({"*", client_ns} & entry.export_to):
-                    continue
-                if entry.host == host:
+            index = self._dr_index.get(ns)
+            if index is None:
+                continue
+            by_host, wildcards = index
+            local = ns == client_ns
+            for entry in by_host.get(host, ()):
+                if local or visible_to & entry.export_to:
                     return entry
+            best: _DestinationRuleEntry | None = None
+            for entry in wildcards:
+                if not host_matches(entry.host, host) or not (local or visible_to & entry.export_to):
+                    continue
                 if best is None or len(entry.host) > len(best.host):
                     best = entry
             if best is not None:
@@ -493,7 +534,15 @@ class Snapshot:
         """The routing decision for ``call``: the first matching route of the VirtualService for its host, or
         the default route when no VirtualService covers the host, or ``NO_ROUTE`` when one does but no route
         matches (Envoy's ``NR``, HTTP 404)."""
-        host = self.resolve_host(call.host)
+        # (authority, scheme, explicit port) -> (FQDN, port): a fresh Call need not parse its authority.
+        key = (call.authority, call.scheme, call.port)
+        endpoint = self._endpoint_cache.get(key)
+        if endpoint is None:
+            endpoint = (self.resolve_host(call.host), call.target_port)
+            if len(self._endpoint_cache) >= _DEFAULT_CACHE_LIMIT:
+                self._endpoint_cache.clear()
+            self._endpoint_cache[key] = endpoint
+        host, port = endpoint
         vhost = self._exact.get(host)
         if vhost is None:
             for pattern, vh in self._wildcards:
@@ -501,13 +550,18 @@ class Snapshot:
                     vhost = vh
                     break
             else:
-                return self._default_route(host, call.target_port)
-        port = call.target_port
-        for r in vhost.routes:
-            if r.port is not None and r.port != port:
+                return self._default_route(host, port)
+        path = call.path_only if vhost.tests_path else ""
+        # Inline str tests on unpacked tuples: the common uri match costs no Python call per route.
+        for r_port, prefix, exact, match, decision in vhost.table:
+            if r_port is not None and r_port != port:
                 continue
-            if r.match is None or r.match(call):
-                return r.decision
+            if prefix is not None and not path.startswith(prefix):
+                continue
+            if exact is not None and path != exact:
+                continue
+            if match is None or match(call):
+                return decision
         return vhost.no_route
 
     def _default_route(self, host: str, port: int) -> RouteDecision:
@@ -568,6 +622,10 @@ def _header_getter(name: str) -> Callable[[Call], str | None]:
 
 
 def _header_predicate(name: str, sm: StringMatch | None, *, invert: bool) -> Predicate:
+    n = name.lower()
+    if not invert and sm is not None and sm.exact is not None and n[:1] != ":" and n != "host":
+        exact = sm.exact
+        return lambda c: c.headers.get(n) == exact  # one call, not three; a missing header is None
     get = _header_getter(name)
     test = _string_predicate(sm)
     if test is None:
@@ -620,6 +678,17 @@ def _query_predicate(name: str, sm: StringMatch | None) -> Predicate:
         return v is not None and test(v)
 
     return query
+
+
+def _split_match(m: HTTPMatchRequest) -> tuple[str | None, str | None, Predicate | None]:
+    """A case-sensitive uri prefix or exact (for ``route`` to test inline) and a predicate for the rest."""
+    uri = m.uri
+    if uri is None or m.ignore_uri_case or (uri.prefix is None and uri.exact is None):
+        return None, None, _compile_match(m)
+    rest = _compile_match(replace(m, uri=None))
+    if uri.prefix is not None:
+        return (uri.prefix if uri.prefix != "/" else None), None, rest
+    return None, uri.exact, rest
 
 
 def _compile_match(m: HTTPMatchRequest) -> Predicate | None:
