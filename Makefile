@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check libmesh adapters tests benchmarks examples
-	$(BIN)/ruff format --check libmesh adapters tests benchmarks examples
+	$(BIN)/ruff check libmesh adapters tests benchmarks examples tools
+	$(BIN)/ruff format --check libmesh adapters tests benchmarks examples tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

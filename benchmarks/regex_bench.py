@@ -68,11 +68,12 @@ CASES: tuple[Case, ...] = (
     Case("long-param", r"/files/[^/]+/[a-z0-9]+", "/files/" + "x" * 2000 + "/abc", "/files/" + "x" * 2000),
 )
 
-#: Patterns a backtracking engine explodes on; ``compile_full_match`` sends each to RE2.
-PATHOLOGICAL: tuple[tuple[str, Callable[[int], str]], ...] = (
-    (r"(a+)+$", lambda n: "a" * n + "b"),
-    (r"(a|aa)*b", lambda n: "a" * n + "c"),
-    (r"(.*a){20}", lambda n: "a" * n),
+#: Patterns a backtracking engine explodes on, a non-matching input of size n, and the sizes to try on
+#: Python's ``re`` (normal run, then --quick); ``compile_full_match`` sends each pattern to RE2.
+PATHOLOGICAL: tuple[tuple[str, Callable[[int], str], tuple[int, ...], tuple[int, ...]], ...] = (
+    (r"(a+)+$", lambda n: "a" * n + "b", (16, 18, 20, 22), (14, 16)),
+    (r"(a|aa)*b", lambda n: "a" * n + "c", (22, 25, 28, 31), (18, 22)),
+    (r"(.*a){20}", lambda n: "a" * n + "b", (22, 24, 26), (21, 22)),
 )
 
 
@@ -163,9 +164,9 @@ def table(cases: Sequence[Case] = CASES, *, quick: bool = False) -> str:
 
 def pathological(*, quick: bool = False) -> str:
     """Python's ``re`` against RE2 (as chosen) on the pathological patterns, as input grows."""
-    sizes = (14, 16, 18) if quick else (16, 18, 20, 22)
     lines = []
-    for pattern, make in PATHOLOGICAL:
+    for pattern, make, normal, short in PATHOLOGICAL:
+        sizes = short if quick else normal
         chosen = rx.compile_full_match(pattern)
         python = re.compile(pattern).fullmatch
         cells = []

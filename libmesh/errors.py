@@ -53,7 +53,7 @@ class ConfigIssue:
         if self.file is not None:
             parts.append(f"{self.file}:{self.line}" if self.line is not None else self.file)
         if self.kind:
-            who = f"{self.namespace}/{self.name}" if self.namespace else (self.name or "")
+            who = f"{self.namespace}/{self.name or '(unnamed)'}" if self.namespace else (self.name or "")
             parts.append(f"{self.kind} {who}".rstrip())
         if self.path:
             parts.append(self.path)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from . import model, resources
 from ._schema import Duration, format_duration, parse_duration, to_dict
 from .dump import dump_yaml, resource_to_dict
 from .loader import ConfigSet, Document, load_paths, load_resources, load_yaml, parse_paths, parse_yaml
@@ -35,4 +36,6 @@ __all__ = [
     "parse_yaml",
     "resource_to_dict",
     "to_dict",
+    *model.__all__,
+    *resources.__all__,
 ]

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import difflib
 import enum
+import math
 import re
 import types
 import typing
@@ -425,10 +426,13 @@ class Decoder:
         elif kind is Kind.FLOAT:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 try:
-                    return float(value)
+                    number = float(value)
                 except OverflowError:  # an integer literal beyond a double's range
-                    self.error(path, node, "must be a number within the range of a 64-bit float")
+                    number = math.inf
+                if not math.isfinite(number):  # JSON, hence Kubernetes, has no NaN or infinity
+                    self.error(path, node, f"must be a finite number: {node.value}")
                     return _BAD
+                return number
         elif kind is Kind.DURATION:
             if isinstance(value, str):
                 try:

@@ -26,6 +26,19 @@ def resource_to_dict(resource: Resource) -> dict[str, Any]:
     return out
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe dumper that double-quotes strings holding Unicode line breaks, which plain and single-quoted
+    scalars would turn into spaces on reload."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
 def dump_yaml(resources: Resource | Iterable[Resource]) -> str:
     """YAML text for one resource or a multi-document stream of several.
 
@@ -38,6 +51,10 @@ def dump_yaml(resources: Resource | Iterable[Resource]) -> str:
     spec: {}
     """
     items = [resources] if isinstance(resources, Resource) else list(resources)
-    return yaml.safe_dump_all(
-        [resource_to_dict(r) for r in items], sort_keys=False, default_flow_style=False, allow_unicode=True
+    return yaml.dump_all(
+        [resource_to_dict(r) for r in items],
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
     )

@@ -100,6 +100,13 @@ class Resource:
     metadata: ObjectMeta = field(default_factory=ObjectMeta)
     status: Any = None
 
+    def __post_init__(self) -> None:
+        # Objects built in Python equal the same resource loaded from YAML, which always names both.
+        if self.kind is None:
+            object.__setattr__(self, "kind", self.KIND)
+        if self.api_version is None and self.VERSIONS:
+            object.__setattr__(self, "api_version", self.default_api_version())
+
     @property
     def name(self) -> str:
         """``metadata.name`` ('' when unset)."""

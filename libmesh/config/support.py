@@ -62,7 +62,7 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "HTTPSettings.h2_upgrade_policy": (Support.NOT_YET, _POOL),
     "HTTPSettings.use_client_protocol": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_concurrent_streams": (Support.NOT_YET, _POOL),
-    "HTTPSettings.connection_keepalive": (Support.NOT_YET, _POOL),
+    "HTTPSettings.http2_keep_alive": (Support.NOT_YET, _POOL),
     "OutlierDetection.split_external_local_origin_errors": (
         Support.NOT_YET,
         "local-origin errors are not split",

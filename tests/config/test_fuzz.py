@@ -12,6 +12,7 @@ import os
 import re
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -49,7 +50,8 @@ def _field_names(cls: type, seen: set[type] | None = None) -> set[str]:
 
 
 def _spec_class(kind: type[Resource]) -> type:
-    return next(s.type.cls for s in fields_of(kind) if s.name == "spec")
+    spec: type = next(s.type.cls for s in fields_of(kind) if s.name == "spec")
+    return spec
 
 
 _KINDS = sorted(RESOURCE_KINDS.values(), key=lambda c: c.KIND)
@@ -246,24 +248,38 @@ def test_random_unicode_text(text: str) -> None:
     _check(text)
 
 
-def test_huge_and_special_numbers_are_type_errors() -> None:
-    """Values far outside a field's range or of the wrong numeric kind are errors with the field's line."""
-    text = (
-        "apiVersion: networking.istio.io/v1\n"
-        "kind: VirtualService\n"
-        "metadata: {name: r}\n"
-        "spec:\n"
-        "  hosts: [r]\n"
-        "  http:\n"
-        "  - route:\n"
-        "    - destination: {host: r, port: {number: 123456789012345678901234567890}}\n"
-        "      weight: .nan\n"
-    )
-    try:
-        load_yaml(text, file=_FILE)
-    except ConfigError as e:
-        by_path = {i.path: i for i in e.errors}
-    else:
-        raise AssertionError("out-of-range values were accepted")
-    assert by_path["spec.http[0].route[0].destination.port.number"].line == 8
-    assert by_path["spec.http[0].route[0].weight"].line == 9
+_VS_WITH = (
+    "apiVersion: networking.istio.io/v1\n"
+    "kind: VirtualService\n"
+    "metadata: {{name: r}}\n"
+    "spec:\n"
+    "  hosts: [r]\n"
+    "  http:\n"
+    "  - route: [{{destination: {{host: r}}}}]\n"
+    "    {field}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "path", "message"),
+    [
+        ("timeout: 99999999999999999h", "timeout", "out of range (at most about 2562047h)"),
+        ("timeout: " + "9" * 400 + "s", "timeout", "out of range (at most about 2562047h)"),
+        ("mirrorPercentage: {value: " + "1" * 400 + "}", "mirrorPercentage.value", "must be a finite number"),
+        ("mirrorPercentage: {value: .nan}", "mirrorPercentage.value", "must be a finite number: .nan"),
+        ("mirrorPercentage: {value: -.inf}", "mirrorPercentage.value", "must be a finite number: -.inf"),
+        ("mirrorPort: 1", "mirrorPort", 'unknown field "mirrorPort"'),
+        (
+            "mirror_percent: 123456789012345678901234567890",
+            "mirror_percent",
+            "should be less than or equal to",
+        ),
+    ],
+)
+def test_fuzz_findings(field: str, path: str, message: str) -> None:
+    """Inputs the properties above once crashed the loader on (or let through) are errors at their line."""
+    with pytest.raises(ConfigError) as info:
+        load_yaml(_VS_WITH.format(field=field), file=_FILE)
+    (error,) = info.value.errors
+    assert (error.path, error.line) == (f"spec.http[0].{path}", 8)
+    assert message in error.message

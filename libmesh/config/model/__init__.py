@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from . import (
+    destination_rule,
+    envoy_filter,
+    extensions,
+    gateway,
+    proxy_config,
+    security,
+    selector,
+    service_entry,
+    sidecar,
+    telemetry,
+    virtual_service,
+    workload_entry,
+    workload_group,
+)
 from .destination_rule import *  # noqa: F403
 from .envoy_filter import *  # noqa: F403
 from .extensions import *  # noqa: F403
@@ -15,3 +30,23 @@ from .telemetry import *  # noqa: F403
 from .virtual_service import *  # noqa: F403
 from .workload_entry import *  # noqa: F403
 from .workload_group import *  # noqa: F403
+
+__all__ = [
+    name
+    for module in (
+        destination_rule,
+        envoy_filter,
+        extensions,
+        gateway,
+        proxy_config,
+        security,
+        selector,
+        service_entry,
+        sidecar,
+        telemetry,
+        virtual_service,
+        workload_entry,
+        workload_group,
+    )
+    for name in module.__all__
+]

@@ -22,8 +22,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import re2
-
+from ...routing.regex import MAX_REGEX_LENGTH as _REGEX_MAX
+from ...routing.regex import validate_re2
 from . import Reporter
 
 __all__ = [
@@ -525,30 +525,18 @@ def validate_subset_name(r: Reporter, path: str, name: str | None) -> None:
 # --- regular expressions and string matches --------------------------------------------------------------
 
 #: Envoy limits RE2 program size; Istio approximates that by the regex's length.
-MAX_REGEX_LENGTH = 1024
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # RE2 would otherwise print every rejected pattern to stderr
+MAX_REGEX_LENGTH = _REGEX_MAX
 
 
 def regex_error(regex: str) -> str | None:
     """Why ``regex`` is not an RE2 expression Istio accepts (too long, or not RE2 syntax), or ``None``.
 
+    The same check the routing engine applies before compiling a pattern, so validation and matching agree.
+
     >>> regex_error("(?<=a)b")
     'invalid regex: invalid perl operator: (?<=; Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)'
     """
-    if len(regex) > MAX_REGEX_LENGTH:
-        return f"regex is too large, max length allowed is {MAX_REGEX_LENGTH}"
-    try:
-        re2.compile(regex, options=_RE2_OPTIONS)
-    except re2.error as e:
-        detail = e.args[0] if e.args else "syntax error"
-        if isinstance(detail, bytes):
-            detail = detail.decode("utf-8", "replace")
-        return f"invalid regex: {detail}; Istio uses RE2 syntax (https://github.com/google/re2/wiki/Syntax)"
-    except (TypeError, ValueError) as e:  # e.g. a NUL byte the binding refuses
-        return f"invalid regex: {e}"
-    return None
+    return validate_re2(regex)
 
 
 def validate_regex(r: Reporter, path: str, regex: str | None) -> None:
