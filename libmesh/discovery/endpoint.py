@@ -1,0 +1,64 @@
+"""Endpoints and the registry interface every discovery backend implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["Endpoint", "Registry"]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One instance of a service: where to connect and what it is (labels select subsets).
+
+    ``address`` is an IP address, a DNS name, or ``unix://`` path; ``port`` is the port to connect to (the
+    ServiceEntry ``targetPort`` or WorkloadEntry port mapping already applied); ``weight`` is the relative
+    share for weighted load balancing (Istio's default 1)::
+
+        Endpoint("10.0.0.7", 9080, labels={"app": "reviews", "version": "v2"})
+    """
+
+    address: str
+    port: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+    weight: int = 1
+    service_account: str | None = None
+    locality: str | None = None
+    network: str | None = None
+
+    @property
+    def key(self) -> str:
+        """``address:port``, the identity used by load balancers and outlier detection."""
+        if ":" in self.address and not self.address.startswith("["):
+            return f"[{self.address}]:{self.port}"
+        return f"{self.address}:{self.port}"
+
+    def matches(self, selector: Mapping[str, str] | None) -> bool:
+        """Whether this endpoint carries every label of ``selector`` (a subset's labels)."""
+        if not selector:
+            return True
+        labels = self.labels
+        return all(labels.get(k) == v for k, v in selector.items())
+
+
+class Registry(Protocol):
+    """Where endpoints come from. Implementations: the static registry (ServiceEntry/WorkloadEntry) and
+    Consul. Calls happen on the hot path, so lookups must be cheap (precomputed per host and port).
+
+    Example of a seam::
+
+        class Fixed:
+            def endpoints(self, host, port): return [Endpoint("127.0.0.1", 8080)] if host == "svc" else None
+            def subscribe(self, callback): return lambda: None
+    """
+
+    def endpoints(self, host: str, port: int) -> Sequence[Endpoint] | None:
+        """The endpoints of ``host`` (FQDN) for service port ``port``; ``None`` when the host is unknown
+        (the caller then applies the outbound traffic policy)."""
+        ...
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` whenever endpoints change; returns a function that unsubscribes."""
+        ...

@@ -1,0 +1,1 @@
+"""Telemetry: Istio metrics, access logs, OpenTelemetry spans and inbound-context propagation."""
