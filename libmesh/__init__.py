@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from .errors import ConfigError, ConfigIssue, LibmeshError, Severity
+from .mesh import Mesh
+from .workload import Workload
 
 __version__ = "0.1.0"
 
-__all__ = ["ConfigError", "ConfigIssue", "LibmeshError", "Severity", "__version__"]
+__all__ = ["ConfigError", "ConfigIssue", "LibmeshError", "Mesh", "Severity", "Workload", "__version__"]

@@ -1,0 +1,357 @@
+"""httpx client transports that send every request through the mesh.
+
+The app calls the logical service and the mesh picks the route, the destination and the endpoint, keeps the
+logical ``Host``, and applies retries, timeouts, circuit breaking, outlier detection, fault injection,
+mirroring, header operations, propagation and telemetry::
+
+    mesh = libmesh.Mesh.from_paths("mesh/", workload=libmesh.Workload(name="productpage", ...))
+    with httpx.Client(transport=MeshTransport(mesh)) as client:
+        client.get("http://reviews:9080/reviews/1")
+
+    async with httpx.AsyncClient(transport=AsyncMeshTransport(mesh)) as client:
+        await client.get("http://reviews:9080/reviews/1")
+
+Wrapping a transport is httpx's documented seam: pass ``transport=`` to use your own inner transport (TLS
+settings, limits, proxies). Responses the mesh makes itself (no route, fault abort, overflow, timeout...)
+carry ``x-libmesh-response-flags`` with Envoy's response flags; so do upstream responses whose call set a
+flag (``URX``, ``DI``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from libmesh.mesh import Mesh
+from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, drive, drive_async
+from libmesh.policy.outcome import Failure, Outcome
+from libmesh.routing.call import Call
+from libmesh.routing.decision import HeaderOps
+
+__all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
+
+#: Response header naming Envoy's response flags for the call (``UO``, ``UT``, ``NR``, ``FI``...).
+FLAGS_HEADER = "x-libmesh-response-flags"
+_PEER_HEADER = "x-libmesh-peer"
+_PLACEHOLDER: Any = None
+
+
+def _call(mesh: Mesh, request: httpx.Request) -> Call:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in request.headers.raw:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("latin-1")
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    url = request.url
+    headers.pop("host", None)
+    return Call(
+        authority=request.headers.get("host") or url.netloc.decode("ascii"),
+        path=url.raw_path.decode("ascii"),
+        method=request.method,
+        scheme=url.scheme,
+        headers=mesh.call_headers(headers),
+        port=url.port,
+    )
+
+
+def _replayable(request: httpx.Request) -> bool:
+    return isinstance(request.stream, httpx.ByteStream)
+
+
+def _attempt_request(
+    request: httpx.Request, step: Send | MirrorSend, path: str, headers: HeaderOps
+) -> httpx.Request:
+    url = request.url.copy_with(host=step.host, port=step.port, raw_path=path.encode("ascii"))
+    out = request.headers.copy()
+    for name in headers.remove:
+        if name in out:
+            del out[name]
+    for name, value in headers.set.items():
+        out[name] = value
+    for name, value in headers.add.items():
+        if name in out:
+            out[name] = f"{out[name]},{value}"
+        else:
+            out[name] = value
+    out["host"] = step.authority
+    extensions = dict(request.extensions)
+    timeout = step.timeout if isinstance(step, Send) else None
+    if timeout is not None:
+        extensions["timeout"] = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    return httpx.Request(request.method, url, headers=out, stream=request.stream, extensions=extensions)
+
+
+def _classify(exc: httpx.TransportError) -> Failure:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError):
+        return Failure.CONNECT
+    if isinstance(exc, httpx.TimeoutException):
+        return Failure.TIMEOUT
+    return Failure.RESET
+
+
+def _outcome(response: httpx.Response) -> Outcome:
+    grpc = response.headers.get("grpc-status")
+    return Outcome(status=response.status_code, grpc_status=int(grpc) if grpc and grpc.isdigit() else None)
+
+
+def _local(request: httpx.Request, plan: CallPlan, step: Reply) -> httpx.Response:
+    headers = dict(step.headers)
+    headers[FLAGS_HEADER] = step.flags
+    headers["content-type"] = "text/plain"
+    if step.grpc_status is not None:
+        headers["grpc-status"] = str(step.grpc_status)
+        headers["content-type"] = "application/grpc"
+    plan.done(step.status, request_bytes=_content_length(request), response_bytes=len(step.body))
+    return httpx.Response(step.status, headers=headers, content=step.body, request=request)
+
+
+def _content_length(request: httpx.Request) -> int:
+    value = request.headers.get("content-length")
+    return int(value) if value and value.isdigit() else 0
+
+
+def _finalise(response: httpx.Response, plan: CallPlan, step: Deliver) -> None:
+    ops = step.response_headers
+    for name in ops.remove:
+        if name in response.headers:
+            del response.headers[name]
+    for name, value in ops.set.items():
+        response.headers[name] = value
+    for name, value in ops.add.items():
+        response.headers[name] = f"{response.headers[name]},{value}" if name in response.headers else value
+    if plan.response_flags != "-":
+        response.headers[FLAGS_HEADER] = plan.response_flags
+
+
+class _CountingStream(httpx.SyncByteStream):
+    """Passes the upstream body through, counting bytes, and records the call when it is closed."""
+
+    def __init__(
+        self, inner: httpx.SyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
+    ):
+        self._inner = inner
+        self._plan = plan
+        self._status = status
+        self._request_bytes = request_bytes
+        self._peer = peer
+        self._bytes = 0
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            self._bytes += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            if not self._done:
+                self._done = True
+                self._plan.done(
+                    self._status,
+                    request_bytes=self._request_bytes,
+                    response_bytes=self._bytes,
+                    peer=self._peer,
+                )
+
+
+class _AsyncCountingStream(httpx.AsyncByteStream):
+    """The asyncio twin of :class:`_CountingStream`."""
+
+    def __init__(
+        self, inner: httpx.AsyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
+    ):
+        self._inner = inner
+        self._plan = plan
+        self._status = status
+        self._request_bytes = request_bytes
+        self._peer = peer
+        self._bytes = 0
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            self._bytes += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if not self._done:
+                self._done = True
+                self._plan.done(
+                    self._status,
+                    request_bytes=self._request_bytes,
+                    response_bytes=self._bytes,
+                    peer=self._peer,
+                )
+
+
+class MeshTransport(httpx.BaseTransport):
+    """A sync httpx transport applying the mesh's policy to every request (see the module docstring).
+
+    ``transport`` is the inner transport that really sends (default: ``httpx.HTTPTransport()``).
+    """
+
+    def __init__(self, mesh: Mesh, transport: httpx.BaseTransport | None = None) -> None:
+        self.mesh = mesh
+        self._inner = transport or httpx.HTTPTransport()
+        self._mirror_pool: ThreadPoolExecutor | None = None
+        self._mirror_lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        mesh = self.mesh
+        call = _call(mesh, request)
+        plan = mesh.plan(call, body_replayable=_replayable(request))
+        tracer = mesh.tracer
+        span = (
+            tracer.start_client_span(
+                method=request.method, url=str(request.url), host=call.host, port=call.target_port
+            )
+            if tracer is not None
+            else None
+        )
+        request_bytes = _content_length(request)
+
+        def send(step: Send) -> tuple[Outcome, httpx.Response]:
+            attempt = _attempt_request(request, step, step.path, step.headers)
+            if tracer is not None:
+                tracer.inject(span, attempt.headers)
+            if step.mirrors:
+                self._mirror(request, step)
+            try:
+                response = self._inner.handle_request(attempt)
+            except httpx.TransportError as e:
+                return Outcome(failure=_classify(e)), _PLACEHOLDER
+            return _outcome(response), response
+
+        def deliver(response: httpx.Response, step: Deliver) -> httpx.Response:
+            _finalise(response, plan, step)
+            inner = response.stream
+            assert isinstance(inner, httpx.SyncByteStream)
+            peer = response.headers.get(_PEER_HEADER)
+            response.stream = _CountingStream(inner, plan, response.status_code, request_bytes, peer)
+            return response
+
+        def discard(response: httpx.Response | None) -> None:
+            if response is not None:
+                response.close()
+
+        status = 0
+        try:
+            result = drive(
+                plan, send=send, reply=lambda s: _local(request, plan, s), deliver=deliver, discard=discard
+            )
+            status = result.status_code
+        finally:
+            if span is not None:
+                span.finish(status, response_flags=plan.response_flags)
+        return result
+
+    def _mirror(self, request: httpx.Request, step: Send) -> None:
+        with self._mirror_lock:
+            if self._mirror_pool is None:
+                self._mirror_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="libmesh-mirror")
+            pool = self._mirror_pool
+        for m in step.mirrors:
+            shadow = _attempt_request(request, m, step.path, step.headers)
+            pool.submit(self._send_shadow, shadow)
+
+    def _send_shadow(self, request: httpx.Request) -> None:
+        try:
+            self._inner.handle_request(request).close()
+        except Exception:  # a mirror never fails the call
+            return
+
+    def close(self) -> None:
+        if self._mirror_pool is not None:
+            self._mirror_pool.shutdown(wait=False)
+        self._inner.close()
+
+
+class AsyncMeshTransport(httpx.AsyncBaseTransport):
+    """The asyncio twin of :class:`MeshTransport` (same decisions; waits with asyncio)."""
+
+    def __init__(self, mesh: Mesh, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.mesh = mesh
+        self._inner = transport or httpx.AsyncHTTPTransport()
+        self._shadow_tasks: set[asyncio.Task[None]] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        mesh = self.mesh
+        call = _call(mesh, request)
+        plan = mesh.plan(call, body_replayable=_replayable(request))
+        tracer = mesh.tracer
+        span = (
+            tracer.start_client_span(
+                method=request.method, url=str(request.url), host=call.host, port=call.target_port
+            )
+            if tracer is not None
+            else None
+        )
+        request_bytes = _content_length(request)
+
+        async def send(step: Send) -> tuple[Outcome, httpx.Response]:
+            attempt = _attempt_request(request, step, step.path, step.headers)
+            if tracer is not None:
+                tracer.inject(span, attempt.headers)
+            for m in step.mirrors:
+                shadow = _attempt_request(request, m, step.path, step.headers)
+                task = asyncio.ensure_future(self._send_shadow(shadow))
+                self._shadow_tasks.add(task)
+                task.add_done_callback(self._shadow_tasks.discard)
+            try:
+                if step.timeout is not None:
+                    response = await asyncio.wait_for(self._inner.handle_async_request(attempt), step.timeout)
+                else:
+                    response = await self._inner.handle_async_request(attempt)
+            except TimeoutError:
+                return Outcome(failure=Failure.TIMEOUT), _PLACEHOLDER
+            except httpx.TransportError as e:
+                return Outcome(failure=_classify(e)), _PLACEHOLDER
+            return _outcome(response), response
+
+        def deliver(response: httpx.Response, step: Deliver) -> httpx.Response:
+            _finalise(response, plan, step)
+            inner = response.stream
+            assert isinstance(inner, httpx.AsyncByteStream)
+            peer = response.headers.get(_PEER_HEADER)
+            response.stream = _AsyncCountingStream(inner, plan, response.status_code, request_bytes, peer)
+            return response
+
+        async def discard(response: httpx.Response | None) -> None:
+            if response is not None:
+                await response.aclose()
+
+        status = 0
+        try:
+            result = await drive_async(
+                plan,
+                send=send,
+                reply=lambda s: _local(request, plan, s),
+                deliver=deliver,
+                discard=discard,
+                sleep=asyncio.sleep,
+            )
+            status = result.status_code
+        finally:
+            if span is not None:
+                span.finish(status, response_flags=plan.response_flags)
+        return result
+
+    async def _send_shadow(self, request: httpx.Request) -> None:
+        try:
+            response = await self._inner.handle_async_request(request)
+            await response.aclose()
+        except Exception:  # a mirror never fails the call
+            return
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,470 @@
+"""The mesh runtime: the current snapshot, the registry, per-destination state and telemetry, for one process.
+
+Build it from Istio YAML and describe the local workload::
+
+    mesh = libmesh.Mesh.from_paths("mesh/", workload=libmesh.Workload(
+        name="productpage-v1", namespace="default", labels={"app": "productpage", "version": "v1"}))
+    client = httpx.Client(transport=MeshTransport(mesh))
+
+Adapters ask it for a :class:`~libmesh.policy.engine.CallPlan` per outbound call and report inbound calls to
+:meth:`Mesh.record_inbound`. A new configuration is compiled off the hot path and swapped in by reference
+(:meth:`Mesh.apply`); calls already in flight keep the decision they started with, and a rejected
+configuration leaves the last good one serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config.loader import ConfigSet, load_paths
+from .config.resources import MeshConfig, MeshConfigSpec, OutboundMode
+from .discovery.endpoint import Registry
+from .discovery.static import StaticRegistry
+from .errors import ConfigError
+from .policy.cluster import Cluster
+from .policy.engine import CallPlan
+from .policy.retry import RetryBudget
+from .routing.call import Call
+from .routing.decision import Mirror, WeightedDestination
+from .routing.policy import EffectivePolicy, effective_policy
+from .routing.snapshot import Snapshot
+from .telemetry import context as _context
+from .telemetry.accesslog import AccessLogEntry, AccessLogger, default_details
+from .workload import Workload
+
+if TYPE_CHECKING:
+    from .telemetry.metrics import IstioMetrics, Peer
+    from .telemetry.tracing import Tracer
+
+__all__ = ["Mesh"]
+
+log = logging.getLogger("libmesh")
+
+#: The header carrying a workload's identity to its peer (Istio's metadata exchange); see telemetry.metrics.
+_PEER_HEADER = "x-libmesh-peer"
+
+
+class Mesh:
+    """The in-process mesh for one workload. Thread-safe; one per process is typical (tests make several).
+
+    ``clock`` (monotonic seconds) and ``rand`` are injectable; ``registry`` defaults to the static registry
+    built from the config's ServiceEntries and WorkloadEntries.
+    """
+
+    def __init__(
+        self,
+        config: ConfigSet | None = None,
+        *,
+        workload: Workload | None = None,
+        namespace: str | None = None,
+        registry: Registry | None = None,
+        mesh_config: MeshConfigSpec | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rand: random.Random | None = None,
+        metrics: IstioMetrics | None = None,
+        tracer: Tracer | None = None,
+        access_log: AccessLogger | None = None,
+    ) -> None:
+        self.workload = workload or Workload(namespace=namespace or "default")
+        self.namespace = namespace or self.workload.namespace
+        self.clock = clock
+        self.rand = rand or random.Random()
+        self._explicit_mesh_config = mesh_config
+        self._explicit_registry = registry
+        self._lock = threading.Lock()
+        self._clusters: dict[tuple[str, str | None, int], Cluster] = {}
+        self._budgets: dict[str, RetryBudget | None] = {}
+        self.config = config or ConfigSet()
+        self.mesh_config = self._mesh_config(self.config)
+        self.registry: Registry = registry or StaticRegistry.from_config(
+            self.config, namespace=self.namespace, client_namespace=self.workload.namespace
+        )
+        self.snapshot = self._compile(self.config)
+        self._unsubscribe = self.registry.subscribe(self._endpoints_changed)
+        telemetry = self.mesh_config.telemetry
+        self.metrics = metrics if metrics is not None else self._make_metrics(telemetry)
+        self.tracer = tracer if tracer is not None else self._make_tracer(telemetry)
+        self.access_log = (
+            access_log
+            if access_log is not None
+            else AccessLogger.from_settings(telemetry.access_log if telemetry is not None else None)
+        )
+        self._peer = self._local_peer()
+        self._peer_header = _encode_peer(self._peer)
+
+    # --- construction --------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_paths(
+        cls,
+        *paths: str | os.PathLike[str],
+        workload: Workload | None = None,
+        namespace: str | None = None,
+        **kwargs: Any,
+    ) -> Mesh:
+        """A mesh configured from Istio YAML files and directories (raises :class:`ConfigError`)."""
+        ns = namespace or (workload.namespace if workload is not None else "default")
+        return cls(load_paths(paths, namespace=ns), workload=workload, namespace=ns, **kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Mesh:
+        """A mesh configured from the environment:
+
+        ``LIBMESH_CONFIG`` (paths separated by ``os.pathsep``), ``LIBMESH_WORKLOAD`` (name),
+        ``LIBMESH_NAMESPACE``, ``LIBMESH_LABELS`` (``app=reviews,version=v2``) and
+        ``LIBMESH_SERVICE_ACCOUNT``.
+        """
+        env = os.environ if environ is None else environ
+        labels = dict(pair.split("=", 1) for pair in env.get("LIBMESH_LABELS", "").split(",") if "=" in pair)
+        namespace = env.get("LIBMESH_NAMESPACE", "default")
+        workload = Workload(
+            name=env.get("LIBMESH_WORKLOAD", labels.get("app", "unknown")),
+            namespace=namespace,
+            labels=labels,
+            service_account=env.get("LIBMESH_SERVICE_ACCOUNT"),
+        )
+        paths = [Path(p) for p in env.get("LIBMESH_CONFIG", "").split(os.pathsep) if p]
+        config = load_paths(paths, namespace=namespace) if paths else ConfigSet()
+        return cls(config, workload=workload, namespace=namespace, **kwargs)
+
+    def _mesh_config(self, config: ConfigSet) -> MeshConfigSpec:
+        if self._explicit_mesh_config is not None:
+            return self._explicit_mesh_config
+        meshes = config.of_kind(MeshConfig)
+        return meshes[0].spec if meshes else MeshConfigSpec()
+
+    def _compile(self, config: ConfigSet) -> Snapshot:
+        return Snapshot.compile(
+            config, workload=self.workload, mesh=self.mesh_config, namespace=self.namespace
+        )
+
+    def apply(self, config: ConfigSet) -> Snapshot:
+        """Compile ``config`` and swap it in; calls in flight finish on the snapshot they started with.
+        Raises :class:`ConfigError` (leaving the current snapshot serving) if ``config`` has errors."""
+        if config.errors:
+            raise ConfigError(config.issues)
+        mesh_config = self._mesh_config(config)
+        old_mesh_config = self.mesh_config
+        self.mesh_config = mesh_config
+        try:
+            snapshot = self._compile(config)
+            registry = self._explicit_registry or StaticRegistry.from_config(
+                config, namespace=self.namespace, client_namespace=self.workload.namespace
+            )
+        except Exception:
+            self.mesh_config = old_mesh_config
+            raise
+        with self._lock:
+            if registry is not self.registry:
+                self._unsubscribe()
+                self.registry = registry
+                self._unsubscribe = registry.subscribe(self._endpoints_changed)
+            self.config = config
+            self.snapshot = snapshot
+            self._budgets.clear()
+        self._endpoints_changed()
+        return snapshot
+
+    def _make_metrics(self, telemetry: Any) -> IstioMetrics | None:
+        if telemetry is not None and telemetry.metrics is False:
+            return None
+        try:
+            from .telemetry.metrics import IstioMetrics
+        except ImportError:  # pragma: no cover - prometheus-client missing
+            log.warning(
+                "prometheus-client is not installed: metrics are off (pip install 'libmesh[telemetry]')"
+            )
+            return None
+        return IstioMetrics()
+
+    def _make_tracer(self, telemetry: Any) -> Tracer | None:
+        try:
+            from .telemetry.tracing import Tracer
+        except ImportError:  # pragma: no cover - opentelemetry missing
+            return None
+        return Tracer.from_settings(telemetry.tracing if telemetry is not None else None)
+
+    def _local_peer(self) -> Peer | None:
+        try:
+            from .telemetry.metrics import Peer
+        except ImportError:  # pragma: no cover
+            return None
+        return Peer.from_workload(self.workload, principal=self.principal)
+
+    @property
+    def principal(self) -> str | None:
+        """The workload's SPIFFE identity (``spiffe://<trust domain>/ns/<ns>/sa/<sa>``), when it has a
+        service account."""
+        sa = self.workload.service_account
+        if not sa:
+            return None
+        trust_domain = self.mesh_config.trust_domain or "cluster.local"
+        return f"spiffe://{trust_domain}/ns/{self.workload.namespace}/sa/{sa}"
+
+    # --- outbound -----------------------------------------------------------------------------------------
+
+    def plan(self, call: Call, *, body_replayable: bool, protocol: str = "http") -> CallPlan:
+        """The policy plan for one outbound ``call`` (see :mod:`libmesh.policy.engine`)."""
+        return CallPlan(self, call, body_replayable=body_replayable, protocol=protocol)
+
+    def call_headers(self, request_headers: Mapping[str, str]) -> dict[str, str]:
+        """The headers an outbound call is routed on: the request's own (lower-case names) over the ones
+        propagated from the inbound request being served (trace context, ``x-request-id``, MeshConfig's
+        ``propagateHeaders``), so header routing works across hops without app code."""
+        ctx = _context.current()
+        if ctx is None or not ctx.headers:
+            return dict(request_headers)
+        merged = dict(ctx.headers)
+        merged.update(request_headers)
+        return merged
+
+    def propagated_headers(self, call: Call, deadline: float | None) -> dict[str, str]:
+        """Headers every attempt carries: the propagated context, the remaining deadline and who we are."""
+        out: dict[str, str] = {}
+        ctx = _context.current()
+        if ctx is not None:
+            for name, value in ctx.headers.items():
+                out[name] = call.headers.get(name, value)
+        if deadline is not None:
+            out[_context.DEADLINE_HEADER] = _context.deadline_header_value(max(0.0, deadline - self.clock()))
+        if self._peer_header is not None:
+            out[_PEER_HEADER] = self._peer_header
+        return out
+
+    def effective_timeout(self, route_timeout: float | None) -> float | None:
+        """The route timeout capped by the deadline propagated from the inbound request."""
+        return _context.effective_timeout(route_timeout, self.clock)
+
+    def cluster(self, dest: WeightedDestination, call: Call) -> Cluster | None:
+        """The live state of ``dest`` for this call's port; ``None`` when the destination has no cluster:
+        an undefined subset (Envoy's ``NC``) or, under ``REGISTRY_ONLY``, a host the registry does not know."""
+        if dest.subset_missing:
+            return None
+        port = dest.port or call.target_port
+        key = (dest.host, dest.subset, port)
+        cluster = self._clusters.get(key)
+        if cluster is not None:
+            return cluster
+        endpoints = self.registry.endpoints(dest.host, port)
+        known = endpoints is not None or self._registry_knows(dest.host, port)
+        if not known and self._mode() is OutboundMode.REGISTRY_ONLY:
+            return None
+        policy = self._policy(dest, port)
+        if not known or self._is_passthrough(dest.host, port):
+            policy = _passthrough(policy)
+        with self._lock:
+            cluster = self._clusters.get(key)
+            if cluster is None:
+                selected = [e for e in endpoints or () if e.matches(dest.labels)]
+                name = f"outbound|{port}|{dest.subset or ''}|{dest.host}"
+                cluster = Cluster(name, policy, selected, clock=self.clock, rand=self.rand)
+                self._clusters[key] = cluster
+        return cluster
+
+    def clusters(self) -> dict[str, Cluster]:
+        """The clusters in use, by Envoy-style name (for status pages)."""
+        return {c.name: c for c in list(self._clusters.values())}
+
+    def _policy(self, dest: WeightedDestination, port: int) -> EffectivePolicy:
+        return effective_policy(self.snapshot.traffic_policy(dest.host, dest.subset, port))
+
+    def _mode(self) -> OutboundMode:
+        otp = self.mesh_config.outbound_traffic_policy
+        return otp.mode if otp is not None and otp.mode is not None else OutboundMode.ALLOW_ANY
+
+    def _registry_knows(self, host: str, port: int) -> bool:
+        service = getattr(self.registry, "service", None)
+        return service is not None and service(host, port) is not None
+
+    def _is_passthrough(self, host: str, port: int) -> bool:
+        service = getattr(self.registry, "service", None)
+        info = service(host, port) if service is not None else None
+        return bool(info is not None and getattr(info, "passthrough", False))
+
+    def passthrough_address(self, host: str, call: Call) -> tuple[str, int]:
+        """Where a passthrough attempt connects: the host the caller named, on the service's target port
+        (resolution ``NONE``) or the port it called."""
+        port = call.target_port
+        service = getattr(self.registry, "service", None)
+        info = service(host, port) if service is not None else None
+        if info is not None:
+            port = info.destination_port
+        return call.host, port
+
+    def mirror_target(self, mirror: Mirror, call: Call) -> tuple[str, int] | None:
+        """Where a mirrored copy goes (an endpoint of the mirror's cluster), or ``None`` when it has none."""
+        labels = self.snapshot.subset_labels(mirror.host, mirror.subset) if mirror.subset else None
+        dest = WeightedDestination(mirror.host, mirror.subset, mirror.port, 100.0, mirror.policy, labels)
+        cluster = self.cluster(dest, call)
+        if cluster is None:
+            return None
+        if cluster.passthrough:
+            return mirror.host, mirror.port or call.target_port
+        ep = cluster.pick(call)
+        return (ep.address, ep.port) if ep is not None else None
+
+    def retry_budget(self, host: str) -> RetryBudget | None:
+        """The request-rate retry budget of destination ``host`` (MeshConfig ``retryBudget``; on by default
+        with 20 % of requests + 10 retries/s over 10 s)."""
+        budget = self._budgets.get(host)
+        if budget is None and host not in self._budgets:
+            budget = RetryBudget.from_settings(self.mesh_config.retry_budget, clock=self.clock)
+            self._budgets[host] = budget
+        return budget
+
+    def _endpoints_changed(self) -> None:
+        with self._lock:
+            clusters = list(self._clusters.items())
+        for (host, subset, port), cluster in clusters:
+            endpoints = self.registry.endpoints(host, port) or ()
+            labels = self.snapshot.subset_labels(host, subset) if subset else None
+            policy = effective_policy(self.snapshot.traffic_policy(host, subset, port))
+            if policy != cluster.policy and not cluster.passthrough:
+                with self._lock:
+                    self._clusters.pop((host, subset, port), None)  # rebuilt with the new policy on next use
+                continue
+            cluster.update([e for e in endpoints if e.matches(labels)])
+
+    # --- telemetry ----------------------------------------------------------------------------------------
+
+    def record_outbound(
+        self, plan: CallPlan, status: int, request_bytes: int, response_bytes: int, peer: str | None
+    ) -> None:
+        """Record a finished outbound call once: Istio's metrics (``reporter="source"``) and the access log."""
+        duration_ms = (self.clock() - plan.started) * 1000.0
+        dest = plan.decision.destinations[0] if plan.decision.destinations else None
+        host = dest.host if dest is not None else plan.decision.host
+        if self.metrics is not None:
+            from .telemetry.metrics import Peer, Reporter, RequestRecord, decode_peer
+
+            remote = decode_peer(peer)
+            if remote is None:
+                ep = plan.endpoint
+                labels: Mapping[str, str] = ep.labels if ep is not None else {}
+                remote = Peer.from_labels(labels, namespace=_service_namespace(host))
+            self.metrics.record(
+                RequestRecord(
+                    Reporter.SOURCE,
+                    self._peer or Peer(),
+                    remote,
+                    host,
+                    host.split(".", 1)[0],
+                    _service_namespace(host),
+                    plan.protocol,
+                    status,
+                    None,
+                    plan.response_flags,
+                    "unknown",
+                    duration_ms,
+                    request_bytes,
+                    response_bytes,
+                )
+            )
+        if self.access_log is not None:
+            c = plan.call
+            ep = plan.endpoint
+            self.access_log.log(
+                AccessLogEntry(
+                    start_time=time.time() - duration_ms / 1000.0,
+                    method=c.method,
+                    path=c.path,
+                    protocol="HTTP/1.1",
+                    response_code=status,
+                    response_flags=plan.response_flags,
+                    response_code_details=default_details(status, plan.response_flags),
+                    bytes_received=request_bytes,
+                    bytes_sent=response_bytes,
+                    duration_ms=duration_ms,
+                    request_id=c.headers.get("x-request-id"),
+                    authority=c.authority,
+                    upstream_host=ep.key if ep is not None else None,
+                    upstream_cluster=f"outbound|{c.target_port}||{host}",
+                    route_name=plan.decision.route_name,
+                )
+            )
+
+    def record_inbound(
+        self,
+        call: Call,
+        status: int,
+        *,
+        duration_ms: float,
+        request_bytes: int = 0,
+        response_bytes: int = 0,
+        flags: str = "-",
+        protocol: str = "http",
+        grpc_status: int | None = None,
+    ) -> None:
+        """Record a served request once (``reporter="destination"``), as the server adapters see it."""
+        if self.metrics is None:
+            return
+        from .telemetry.metrics import Peer, Reporter, RequestRecord, decode_peer
+
+        source = decode_peer(call.headers.get(_PEER_HEADER)) or Peer()
+        host = self.local_service_host()
+        self.metrics.record(
+            RequestRecord(
+                Reporter.DESTINATION,
+                source,
+                self._peer or Peer(),
+                host,
+                host.split(".", 1)[0],
+                self.workload.namespace,
+                protocol,
+                status,
+                grpc_status,
+                flags,
+                "mutual_tls" if call.peer_identity else "none",
+                duration_ms,
+                request_bytes,
+                response_bytes,
+            )
+        )
+
+    def local_service_host(self) -> str:
+        """The FQDN of the service this workload serves (its ``app`` label in its namespace)."""
+        domain = self.mesh_config.cluster_domain_suffix or "cluster.local"
+        return f"{self.workload.app}.{self.workload.namespace}.svc.{domain}"
+
+    @property
+    def peer_header(self) -> str | None:
+        """The value of the peer-identity header this workload sends (Istio's metadata exchange)."""
+        return self._peer_header
+
+    def metrics_exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The Prometheus exposition of this mesh's metrics: ``(body, content type)``."""
+        if self.metrics is None:
+            return b"", "text/plain; version=0.0.4; charset=utf-8"
+        return self.metrics.exposition(accept)
+
+    def close(self) -> None:
+        """Stop following the registry; the mesh keeps answering with what it has."""
+        self._unsubscribe()
+
+
+def _encode_peer(peer: Peer | None) -> str | None:
+    if peer is None:
+        return None
+    from .telemetry.metrics import encode_peer
+
+    return encode_peer(peer)
+
+
+def _service_namespace(host: str) -> str:
+    parts = host.split(".")
+    if len(parts) >= 3 and parts[2] == "svc":
+        return parts[1]
+    return "unknown"
+
+
+def _passthrough(policy: EffectivePolicy) -> EffectivePolicy:
+    from dataclasses import replace
+
+    return replace(policy, load_balancer="PASSTHROUGH", consistent_hash=None)

@@ -1,0 +1,448 @@
+"""The per-call policy chain as a decision engine: what to do next, never how to do it.
+
+A :class:`CallPlan` is created for one outbound call and answers with steps: :class:`Send` an attempt to an
+endpoint, :class:`Sleep` (a fault delay or a retry back-off), :class:`Reply` with a response the mesh makes
+itself (no route, redirect, direct response, fault abort, overflow, timeout...), or :class:`Deliver` the last
+upstream response. Adapters run the steps with :func:`drive` (threads) or :func:`drive_async` (asyncio); the
+only things they provide are sending, making a local response and discarding a response that will be
+retried. Everything else (route, fault, timeout, retries and budgets, circuit breaking, endpoint choice,
+outlier feedback, telemetry) happens here, once, for every adapter::
+
+    plan = mesh.plan(call, body_replayable=True)
+    response = drive(plan, send=send_attempt, reply=make_local_response, discard=close_response)
+
+The order matches Envoy's filter chain: fault delay -> fault abort -> route timeout -> retries (with the
+budget) -> circuit breaker -> endpoint pick (load balancer over outlier-healthy endpoints) -> per-try timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar, cast
+
+from ..discovery.endpoint import Endpoint
+from ..routing.call import Call
+from ..routing.decision import Action, HeaderOps, RouteDecision, WeightedDestination
+from .outcome import Failure, Flag, Outcome
+from .retry import RetryState
+
+if TYPE_CHECKING:
+    from ..mesh import Mesh
+    from .cluster import Cluster
+
+__all__ = ["CallPlan", "Deliver", "Reply", "Send", "Sleep", "Step", "drive", "drive_async"]
+
+R = TypeVar("R")
+
+_OVERFLOW_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
+_CONNECT_BODY = b"upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+_RESET_BODY = (
+    b"upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+)
+_TIMEOUT_BODY = b"upstream request timeout"
+_NO_HEALTHY_BODY = b"no healthy upstream"
+_FAULT_BODY = b"fault filter abort"
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send one attempt. ``host``/``port`` are where to connect (the endpoint, or the original address for a
+    passthrough); ``authority`` is the Host header to send; ``path`` the (rewritten) path with query;
+    ``headers`` the request header edits (already merged: route, destination, propagated context);
+    ``timeout`` the seconds this attempt may take (``None``: no limit); ``mirrors`` shadow copies to fire and
+    forget (first attempt only)."""
+
+    host: str
+    port: int
+    authority: str
+    path: str
+    headers: HeaderOps
+    timeout: float | None
+    endpoint: Endpoint | None
+    attempt: int
+    mirrors: tuple[MirrorSend, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorSend:
+    """A shadow request: same method, path and body, to ``host:port`` with ``authority`` (Envoy appends
+    ``-shadow`` to the host). Its result is ignored and it never delays or fails the call."""
+
+    host: str
+    port: int
+    authority: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait ``seconds`` (an injected delay or a retry back-off), then ask the plan again."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer locally: the mesh itself makes this response (Envoy's local replies)."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    grpc_status: int | None = None
+    flags: str = "-"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """The last upstream response is the call's response (apply ``response_headers`` edits to it)."""
+
+    response_headers: HeaderOps
+
+
+Step = Send | Sleep | Reply | Deliver
+
+
+class CallPlan:
+    """The policy decisions for one call, step by step. Not thread-safe: one call, one plan.
+
+    ``clock`` and ``rand`` come from the mesh, so tests drive it without real time.
+    """
+
+    __slots__ = (
+        "_cluster",
+        "_delay_done",
+        "_destination",
+        "_flags",
+        "_holding_request",
+        "_holding_retry",
+        "_pending_attempt",
+        "_retry",
+        "body_replayable",
+        "call",
+        "deadline",
+        "decision",
+        "endpoint",
+        "mesh",
+        "protocol",
+        "response_flags",
+        "started",
+    )
+
+    def __init__(self, mesh: Mesh, call: Call, *, body_replayable: bool, protocol: str = "http") -> None:
+        self.mesh = mesh
+        self.call = call
+        self.body_replayable = body_replayable
+        self.protocol = protocol
+        self.started = mesh.clock()
+        self.decision: RouteDecision = mesh.snapshot.route(call)
+        self.deadline: float | None = None
+        self.endpoint: Endpoint | None = None
+        self.response_flags = "-"
+        self._flags: list[str] = []
+        self._destination: WeightedDestination | None = None
+        self._cluster: Cluster | None = None
+        self._retry: RetryState | None = None
+        self._delay_done = False
+        self._holding_request = False
+        self._holding_retry = False
+        self._pending_attempt = False
+
+    # --- steps ----------------------------------------------------------------------------------------------
+
+    def first(self) -> Step:
+        """The first step of the call."""
+        d = self.decision
+        if d.action is Action.NO_ROUTE:
+            return self._reply(404, b"", Flag.NO_ROUTE)
+        if d.action is Action.REDIRECT:
+            assert d.redirect is not None
+            c = self.call
+            location = d.redirect.location(c.scheme, c.host, c.target_port, c.path)
+            return Reply(d.redirect.status, b"", {"location": location})
+        if d.action is Action.DIRECT_RESPONSE:
+            assert d.direct_response is not None
+            return Reply(d.direct_response.status, d.direct_response.body or b"")
+        fault = d.fault
+        if fault is not None and not self._delay_done:
+            self._delay_done = True
+            if fault.delay_fires(self.mesh.rand.random()):
+                self._flags.append(Flag.DELAY_INJECTED)
+                assert fault.delay is not None
+                return Sleep(fault.delay)
+        return self._after_delay()
+
+    def resume(self) -> Step:
+        """The step after a :class:`Sleep`."""
+        if self._pending_attempt:
+            self._pending_attempt = False
+            return self._attempt(first=False)
+        return self._after_delay()
+
+    def _after_delay(self) -> Step:
+        d = self.decision
+        fault = d.fault
+        if fault is not None and fault.abort_fires(self.mesh.rand.random()):
+            if fault.abort_grpc_status is not None:
+                return self._reply(200, b"", Flag.FAULT_INJECTED, grpc_status=fault.abort_grpc_status)
+            return self._reply(fault.abort_http_status or 503, _FAULT_BODY, Flag.FAULT_INJECTED)
+        now = self.mesh.clock()
+        timeout = self.mesh.effective_timeout(d.timeout)
+        self.deadline = now + timeout if timeout is not None else None
+        dest = d.pick(self.mesh.rand.random())
+        self._destination = dest
+        cluster = self.mesh.cluster(dest, self.call)
+        if cluster is None:
+            return self._no_cluster(dest)
+        self._cluster = cluster
+        self._retry = RetryState(
+            d.retries,
+            protocol=self.protocol,
+            budget=self.mesh.retry_budget(dest.host),
+            rand=self.mesh.rand.random,
+        )
+        return self._attempt(first=True)
+
+    def _no_cluster(self, dest: WeightedDestination) -> Step:
+        if dest.subset_missing:
+            return self._reply(503, b"", Flag.NO_CLUSTER_FOUND)
+        # REGISTRY_ONLY and an unknown host: Istio's BlackHoleCluster answers 502.
+        return self._reply(502, b"", Flag.NONE)
+
+    def _attempt(self, *, first: bool) -> Step:
+        cluster = self._cluster
+        assert cluster is not None and self._retry is not None
+        if not cluster.acquire_request():
+            self._release_retry()
+            return self._reply(503, _OVERFLOW_BODY, Flag.UPSTREAM_OVERFLOW)
+        self._holding_request = True
+        if cluster.passthrough:
+            endpoint = None
+            host, port = self.mesh.passthrough_address(self._destination_host(), self.call)
+        else:
+            endpoint = cluster.pick(self.call, cast("tuple[str, ...]", self._retry.avoid))
+            if endpoint is None:
+                self._release()
+                return self._reply(503, _NO_HEALTHY_BODY, Flag.NO_HEALTHY_UPSTREAM)
+            host, port = endpoint.address, endpoint.port
+            cluster.start(endpoint)
+        self.endpoint = endpoint
+        timeout = self._attempt_timeout()
+        return Send(
+            host=host,
+            port=port,
+            authority=self._authority(),
+            path=self._path(),
+            headers=self._request_headers(),
+            timeout=timeout,
+            endpoint=endpoint,
+            attempt=self._retry.attempts + 1,
+            mirrors=self._mirrors() if first and self.body_replayable else (),
+        )
+
+    def sent(self, outcome: Outcome) -> Step:
+        """The step after an attempt ended with ``outcome`` (a response's status, or a transport failure)."""
+        cluster, retry = self._cluster, self._retry
+        assert cluster is not None and retry is not None
+        if self.endpoint is not None:
+            cluster.finish(self.endpoint, outcome)
+        self._release()
+        now = self.mesh.clock()
+        route_timed_out = self.deadline is not None and now >= self.deadline
+        if outcome.failure is Failure.TIMEOUT and route_timed_out:
+            return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
+        remaining = None if self.deadline is None else self.deadline - now
+        decision = retry.next(
+            outcome,
+            endpoint=self.endpoint.key if self.endpoint is not None else None,
+            body_replayable=self.body_replayable,
+            fault_injected=False,
+            deadline_remaining=remaining,
+        )
+        if decision.retry:
+            if not cluster.acquire_retry():
+                return self._final(outcome, Flag.NONE)
+            self._holding_retry = True
+            if decision.after > 0:
+                self._pending_attempt = True
+                return Sleep(decision.after)
+            return self._attempt(first=False)
+        return self._final(outcome, decision.flag)
+
+    def _final(self, outcome: Outcome, flag: Flag) -> Step:
+        if flag is not Flag.NONE:
+            self._flags.append(flag)
+        if outcome.failure is not None:
+            exhausted = flag is Flag.UPSTREAM_RETRY_LIMIT_EXCEEDED
+            if outcome.failure is Failure.TIMEOUT:
+                return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
+            if outcome.failure is Failure.CONNECT:
+                return self._reply(
+                    503, _CONNECT_BODY, Flag.NONE if exhausted else Flag.UPSTREAM_CONNECTION_FAILURE
+                )
+            return self._reply(
+                503, _RESET_BODY, Flag.NONE if exhausted else Flag.UPSTREAM_CONNECTION_TERMINATION
+            )
+        self._finish_flags()
+        route = self.decision.response_headers
+        dest = self._destination.headers_response if self._destination is not None else HeaderOps()
+        if not dest:
+            return Deliver(route)
+        # Envoy applies the weighted cluster's operations, then the route's.
+        return Deliver(
+            HeaderOps({**dest.set, **route.set}, {**dest.add, **route.add}, dest.remove + route.remove)
+        )
+
+    # --- pieces ---------------------------------------------------------------------------------------------
+
+    def _reply(self, status: int, body: bytes, flag: Flag, *, grpc_status: int | None = None) -> Reply:
+        if flag is not Flag.NONE:
+            self._flags.append(flag)
+        self._finish_flags()
+        return Reply(status, body, {}, grpc_status, self.response_flags)
+
+    def _finish_flags(self) -> None:
+        # Envoy lists flags in a fixed order, comma separated; libmesh keeps the order they happened in.
+        seen: list[str] = []
+        for f in self._flags:
+            if f not in seen:
+                seen.append(str(f))
+        self.response_flags = ",".join(seen) if seen else "-"
+
+    def _release(self) -> None:
+        if self._holding_request and self._cluster is not None:
+            self._cluster.release_request()
+            self._holding_request = False
+        self._release_retry()
+
+    def _release_retry(self) -> None:
+        if self._holding_retry and self._cluster is not None:
+            self._cluster.release_retry()
+            self._holding_retry = False
+
+    def _attempt_timeout(self) -> float | None:
+        retries = self.decision.retries
+        per_try = retries.per_try_timeout if retries is not None else None
+        if self.deadline is None:
+            return per_try
+        remaining = max(0.0, self.deadline - self.mesh.clock())
+        return remaining if per_try is None else min(per_try, remaining)
+
+    def _destination_host(self) -> str:
+        assert self._destination is not None
+        return self._destination.host
+
+    def _authority(self) -> str:
+        d, dest = self.decision, self._destination
+        if d.rewrite is not None and d.rewrite.authority:
+            return d.rewrite.authority
+        if dest is not None and dest.authority:
+            return dest.authority
+        return self.call.authority
+
+    def _path(self) -> str:
+        rw = self.decision.rewrite
+        if rw is None or (rw.uri is None and rw.regex is None):
+            return self.call.path
+        return rw.apply_path(self.call.path)
+
+    def _request_headers(self) -> HeaderOps:
+        route = self.decision.request_headers
+        dest = self._destination.headers_request if self._destination is not None else HeaderOps()
+        propagated = self.mesh.propagated_headers(self.call, self.deadline)
+        if not dest and not propagated:
+            return route
+        set_ = {**propagated, **route.set, **dest.set}
+        add = {**route.add, **dest.add}
+        return HeaderOps(set_, add, route.remove + dest.remove)
+
+    def _mirrors(self) -> tuple[MirrorSend, ...]:
+        out = []
+        for m in self.decision.mirrors:
+            if self.mesh.rand.random() * 100.0 >= m.percent:
+                continue
+            target = self.mesh.mirror_target(m, self.call)
+            if target is not None:
+                host, port = target
+                out.append(MirrorSend(host, port, _shadow_authority(self._authority())))
+        return tuple(out)
+
+    def done(
+        self, status: int, *, request_bytes: int = 0, response_bytes: int = 0, peer: str | None = None
+    ) -> None:
+        """The call is over: record it once (metrics, access log). ``peer`` is the destination's identity
+        header from the response, when it sent one."""
+        self._release()
+        self.mesh.record_outbound(self, status, request_bytes, response_bytes, peer)
+
+
+def _shadow_authority(authority: str) -> str:
+    host, sep, port = authority.rpartition(":")
+    if sep and port.isdigit():
+        return f"{host}-shadow:{port}"
+    return f"{authority}-shadow"
+
+
+def drive(
+    plan: CallPlan,
+    *,
+    send: Callable[[Send], tuple[Outcome, R]],
+    reply: Callable[[Reply], R],
+    deliver: Callable[[R, Deliver], R],
+    discard: Callable[[R], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> R:
+    """Run ``plan`` with blocking I/O: ``send`` performs an attempt and returns its outcome and response
+    (it must not raise for transport errors: it reports them as an :class:`Outcome` failure and returns a
+    placeholder), ``reply`` makes a local response, ``deliver`` finalises the upstream response, ``discard``
+    releases a response that will be retried."""
+    step = plan.first()
+    last: R | None = None
+    while True:
+        if isinstance(step, Sleep):
+            sleep(step.seconds)
+            step = plan.resume()
+        elif isinstance(step, Send):
+            if last is not None:
+                discard(last)
+                last = None
+            outcome, last = send(step)
+            step = plan.sent(outcome)
+        elif isinstance(step, Reply):
+            if last is not None:
+                discard(last)
+            return reply(step)
+        else:
+            assert last is not None
+            return deliver(last, step)
+
+
+async def drive_async(
+    plan: CallPlan,
+    *,
+    send: Callable[[Send], Awaitable[tuple[Outcome, R]]],
+    reply: Callable[[Reply], R],
+    deliver: Callable[[R, Deliver], R],
+    discard: Callable[[R], Awaitable[None]],
+    sleep: Callable[[float], Awaitable[None]],
+) -> R:
+    """The asyncio twin of :func:`drive`; the decisions are the same, only waiting differs."""
+    step = plan.first()
+    last: R | None = None
+    while True:
+        if isinstance(step, Sleep):
+            await sleep(step.seconds)
+            step = plan.resume()
+        elif isinstance(step, Send):
+            if last is not None:
+                await discard(last)
+                last = None
+            outcome, last = await send(step)
+            step = plan.sent(outcome)
+        elif isinstance(step, Reply):
+            if last is not None:
+                await discard(last)
+            return reply(step)
+        else:
+            assert last is not None
+            return deliver(last, step)
