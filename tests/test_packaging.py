@@ -11,9 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_package_directory_is_listed_in_pyproject() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
-    found = {
-        ".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "libmesh").rglob("__init__.py")
-    } | {"libmesh.adapters"}
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "libmesh").rglob("__init__.py")} | {
+        "libmesh.adapters"
+    }
     assert found == listed
     assert config["package-dir"]["libmesh.adapters"] == "adapters"
 

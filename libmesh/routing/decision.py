@@ -113,17 +113,45 @@ class Rewrite:
     ignore_case: bool = False
 
     def apply_path(self, path: str) -> str:
-        """The rewritten path (the query string is kept)."""
+        """The rewritten path (the query string is kept).
+
+        ``uriRegexRewrite`` is Envoy's ``regex_rewrite``: every match in the path (without the query) is
+        replaced, with RE2's substitution syntax (``\\0`` is the whole match, ``\\1`` a group); an empty
+        result leaves the path unchanged, as Envoy does.
+        """
         q = path.find("?")
         base, query = (path, "") if q < 0 else (path[:q], path[q:])
         if self.regex is not None and self.regex_substitution is not None:
-            return str(self.regex.sub(self.regex_substitution, base)) + query
+            new_base = str(self.regex.sub(_re2_template(self.regex_substitution), base))
+            return new_base + query if new_base else path
         if self.uri is None:
             return path
         prefix = self.matched_prefix
         if prefix is None:
             return self.uri + query
         return self.uri + base[len(prefix) :] + query
+
+
+def _re2_template(substitution: str) -> str:
+    """An RE2 rewrite string as a Python ``sub`` template: only ``\\N`` (a group, ``\\0`` the whole match)
+    and ``\\\\`` are special in RE2; every other character, backslashes included, is literal."""
+    if "\\" not in substitution:
+        return substitution
+    out: list[str] = []
+    i, n = 0, len(substitution)
+    while i < n:
+        ch = substitution[i]
+        nxt = substitution[i + 1] if i + 1 < n else ""
+        if ch == "\\" and nxt != "" and "0" <= nxt <= "9":
+            out.append(f"\\g<{nxt}>")
+            i += 2
+        elif ch == "\\":
+            out.append("\\\\")
+            i += 2 if nxt == "\\" else 1
+        else:
+            out.append(ch)
+            i += 1
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,32 +167,70 @@ class Redirect:
     prefix_rewrite: str | None = None
     matched_prefix: str | None = "/"
 
-    def location(self, scheme: str, host: str, port: int, path: str) -> str:
-        """The ``Location`` header for a request with the given scheme, host (no port), port and path."""
+    def location(self, scheme: str, host: str, port: int, path: str, authority: str | None = None) -> str:
+        """The ``Location`` header for a request with the given scheme, host (no port), port and path.
+
+        ``authority`` is the request's Host header as sent; without it the host is taken to have been sent
+        with its port unless the port is the scheme's default. This follows Envoy's redirect (``newUri``)
+        after pilot's translation (``ApplyRedirect``):
+
+        - the scheme is ``scheme`` if configured, else the request's;
+        - a configured ``port`` (or ``derivePort: FROM_REQUEST_PORT``, the port called) replaces the request's
+          port, except that pilot drops 80 when the redirect's scheme (default ``http``) is http and 443 when
+          it is https, and then the Host header is kept as sent;
+        - a new ``authority`` replaces the whole Host header; otherwise the request's port is also dropped
+          when the scheme changes and the port was the old scheme's default;
+        - ``uri`` replaces the path and keeps the request's query string unless it has its own;
+          ``prefixRewrite`` replaces the matched prefix (the whole path for exact and regex matches).
+        """
+        new_port = self.port if self.port is not None else (port if self.derive_port else None)
+        if new_port is not None:
+            configured_scheme = self.scheme or "http"  # a sidecar never terminates TLS
+            if (new_port == 80 and configured_scheme == "http") or (
+                new_port == 443 and configured_scheme == "https"
+            ):
+                new_port = None
         out_scheme = self.scheme or scheme
-        out_port: int | None
-        if self.port is not None:
-            out_port = self.port
-        elif self.derive_port:
-            out_port = port
-        elif self.authority is not None or out_scheme != scheme:
-            out_port = None  # a new host or scheme does not inherit the request's port
+        port_part = f":{new_port}" if new_port else ""
+        if self.authority is not None:
+            out_host = self.authority
         else:
-            out_port = port
-        if (out_port == 80 and out_scheme == "http") or (out_port == 443 and out_scheme == "https"):
-            out_port = None
+            sent = authority if authority is not None else _host_header(host, port, scheme)
+            out_host = _request_host(sent, out_scheme, scheme, bool(port_part))
         q = path.find("?")
         base, query = (path, "") if q < 0 else (path[:q], path[q:])
         if self.prefix_rewrite is not None:
             cut = len(self.matched_prefix) if self.matched_prefix is not None else len(base)
             new_path = self.prefix_rewrite + base[cut:] + query
         elif self.uri is not None:
-            new_path = self.uri
+            new_path = self.uri if "?" in self.uri else self.uri + query
         else:
             new_path = path
-        out_host = self.authority or host
-        host_part = f"{out_host}:{out_port}" if out_port is not None else out_host
-        return f"{out_scheme}://{host_part}{new_path}"
+        if not new_path.startswith("/"):
+            new_path = "/" + new_path
+        return f"{out_scheme}://{out_host}{port_part}{new_path}"
+
+
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+def _host_header(host: str, port: int, scheme: str) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return shown if _SCHEME_PORTS.get(scheme) == port else f"{shown}:{port}"
+
+
+def _request_host(sent: str, new_scheme: str, old_scheme: str, new_port: bool) -> str:
+    """The request's Host header for a redirect (Envoy's ``processRequestHost``): its port goes when the
+    redirect sets one, or when the scheme changes and the port was the old scheme's default."""
+    if sent.startswith("["):
+        end = sent.rfind("]:")
+        cut = end + 1 if end >= 0 else -1
+    else:
+        cut = sent.rfind(":")
+    if cut < 0:
+        return sent
+    remove = new_port or (new_scheme != old_scheme and sent[cut:] == f":{_SCHEME_PORTS.get(old_scheme, 0)}")
+    return sent[:cut] if remove else sent
 
 
 @dataclass(frozen=True, slots=True)

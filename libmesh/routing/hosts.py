@@ -73,7 +73,12 @@ def wildcard_specificity(pattern: str) -> int:
     return len(pattern)
 
 
+_IP_CHARS = frozenset("0123456789abcdefABCDEF:.[]%")
+
+
 def _is_ip(host: str) -> bool:
+    if not _IP_CHARS.issuperset(host):
+        return False  # a letter beyond hex: a name (and much cheaper than ipaddress's parsers)
     try:
         ipaddress.ip_address(host.strip("[]"))
     except ValueError:

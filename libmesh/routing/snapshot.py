@@ -1,9 +1,10 @@
 """The compiled routing table: an immutable snapshot of the config, built once, queried per call.
 
 ``Snapshot.compile`` does all the work that does not depend on the request (host resolution, VirtualService
-precedence and visibility, route filtering by the local workload, DestinationRule merging, retry defaults),
-so that ``Snapshot.route`` only resolves the host and runs the route matchers in order. ``route`` is pure: no
-I/O, no clock, no randomness; a new config means a new snapshot swapped in by reference.
+precedence and visibility, delegate merging, route filtering by the local workload, DestinationRule selection
+and merging, retry defaults), so that ``Snapshot.route`` only resolves the host and runs the route matchers
+in order. The rules are pilot's for a sidecar; the functions they come from are named where they apply.
+``route`` is pure: no I/O, no clock, no randomness; a new config means a new snapshot swapped in by reference.
 
 Example::
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import re2
@@ -36,6 +38,7 @@ from ..config.resources import (
     DestinationRule,
     MeshConfig,
     MeshConfigSpec,
+    OutboundMode,
     Resource,
     ServiceEntry,
     VirtualService,
@@ -58,7 +61,7 @@ from .decision import (
 from .hosts import call_host_candidates, host_matches, is_wildcard, resolve_config_host
 from .regex import compile_full_match
 
-__all__ = ["GRPC_STATUS", "Snapshot"]
+__all__ = ["GRPC_STATUS", "ROOT_NAMESPACE", "Snapshot"]
 
 #: gRPC status names (as ``grpcStatus`` takes them) and their codes.
 GRPC_STATUS: dict[str, int] = {
@@ -81,6 +84,9 @@ GRPC_STATUS: dict[str, int] = {
     "UNAUTHENTICATED": 16,
 }
 
+#: Istio's default ``rootNamespace``: DestinationRules it exports apply to every namespace, last.
+ROOT_NAMESPACE = "istio-system"
+
 Predicate = Callable[[Call], bool]
 _MESH = "mesh"
 _DEFAULT_CACHE_LIMIT = 4096
@@ -94,6 +100,8 @@ class _CompiledRoute:
     # A case-sensitive uri prefix or exact match, tested inline by ``route`` rather than through ``match``.
     uri_prefix: str | None = None
     uri_exact: str | None = None
+    # The DestinationRule policy of a destination without a port depends on the port called.
+    by_port: bool = False
 
 
 # (port, uri prefix, uri exact, rest of the match, decision): unpacked in ``route``'s loop header.
@@ -107,6 +115,21 @@ class _VirtualHost:
     no_route: RouteDecision
     table: tuple[_RouteRow, ...] = ()
     tests_path: bool = False
+    # The ports the VirtualService has routes on (``None``: every port). pilot builds a VirtualService into
+    # a listener port's route table only if some route is left there.
+    ports: frozenset[int] | None = None
+    # No port restriction and no port-dependent decision: ``route`` may run the table inline.
+    fast: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """One HTTP route of a VirtualService as pilot builds it: ``index`` is the root's ``spec.http`` index and
+    ``ns`` the namespace its short names resolve in (the delegate's, for delegated routes)."""
+
+    http: HTTPRoute
+    ns: str
+    index: int
 
 
 @dataclass(slots=True)
@@ -119,21 +142,49 @@ class _DestinationRuleEntry:
     names: list[str] = field(default_factory=list)
 
 
+class _RuleIndex:
+    """DestinationRules of one namespace by host, as pilot's ``consolidatedDestRules``."""
+
+    __slots__ = ("by_host", "wildcards")
+
+    def __init__(self) -> None:
+        self.by_host: dict[str, list[_DestinationRuleEntry]] = {}
+        self.wildcards: list[str] = []
+
+    def most_specific(self, host: str) -> list[_DestinationRuleEntry] | None:
+        """pilot's ``MostSpecificHostMatch``: the exact host, else the longest wildcard covering it."""
+        entries = self.by_host.get(host)
+        if entries is not None:
+            return entries
+        for pattern in self.wildcards:
+            if host_matches(pattern, host):
+                return self.by_host[pattern]
+        return None
+
+
 class Snapshot:
     """An immutable, compiled view of one configuration for one local workload."""
 
     __slots__ = (
         "_default_cache",
         "_default_retry",
-        "_destination_rules",
+        "_dr_exported",
         "_dr_for_cache",
-        "_dr_index",
-        "_dr_keys",
+        "_dr_local",
+        "_dr_root_local",
         "_endpoint_cache",
         "_exact",
+        "_exact_all",
+        "_exact_named",
         "_known_hosts",
+        "_known_namespaces",
         "_policy_cache",
+        "_registry_cache",
+        "_registry_exact",
+        "_registry_wild",
         "_resolve_cache",
+        "_root_namespace",
+        "_specialized",
         "_version",
         "_wildcards",
         "config",
@@ -153,15 +204,24 @@ class Snapshot:
         self.workload = workload
         self.mesh = mesh
         self.domain = domain
+        # Per host, the VirtualServices that claim it in precedence order; ``_exact`` holds the first.
         self._exact: dict[str, _VirtualHost] = {}
+        self._exact_all: dict[str, list[_VirtualHost]] = {}
+        self._exact_named: set[str] = set()  # hosts some applicable VirtualService names exactly
         self._wildcards: list[tuple[str, _VirtualHost]] = []
         self._known_hosts: set[str] = set()
-        self._destination_rules: dict[str, list[_DestinationRuleEntry]] = {}
-        # Per namespace: entries by host (in precedence order) and the wildcard entries, built once all rules
-        # are in, so that a lookup does not scan every rule.
-        self._dr_index: dict[str, tuple[dict[str, list[_DestinationRuleEntry]], list[_DestinationRuleEntry]]]
-        self._dr_index = {}
-        self._dr_keys: dict[tuple[str, str, frozenset[str], bool], _DestinationRuleEntry] = {}
+        self._known_namespaces: set[str] = set()
+        # The service registry libmesh can see: Kubernetes names (``*.svc.<domain>``) plus ServiceEntry hosts
+        # visible to the workload, each with the ServiceEntry's namespace.
+        self._registry_exact: dict[str, str] = {}
+        self._registry_wild: list[tuple[str, str]] = []
+        self._registry_cache: dict[str, bool] = {}
+        # DestinationRules indexed as pilot's setDestinationRules does: per namespace the rules usable there,
+        # per namespace the rules exported from it, and the root namespace's private rules.
+        self._root_namespace: str = getattr(mesh, "root_namespace", None) or ROOT_NAMESPACE
+        self._dr_local: dict[str, _RuleIndex] = {}
+        self._dr_exported: dict[str, _RuleIndex] = {}
+        self._dr_root_local = _RuleIndex()
         self._dr_for_cache: dict[str, _DestinationRuleEntry | None] = {}
         self._default_retry = _retry_policy(mesh.default_http_retry_policy)
         self._default_cache: dict[tuple[str, int], RouteDecision] = {}
@@ -170,6 +230,7 @@ class Snapshot:
         self._policy_cache: dict[
             tuple[str, str | None, int | None], tuple[TrafficPolicy | None, str | None]
         ] = {}
+        self._specialized: dict[tuple[int, str, int], RouteDecision] = {}
         self._version: str | None = None
 
     @property
@@ -206,45 +267,117 @@ class Snapshot:
 
     def _build(self, default_ns: str) -> None:
         ns_of: Callable[[Resource], str] = lambda r: r.namespace or default_ns  # noqa: E731
-        for se in self.config.of_kind(ServiceEntry):
+        client = self.workload.namespace
+        self._known_namespaces.update({client, self._root_namespace})
+        self._known_namespaces.update(ns_of(r) for r in self.config.resources)
+        for se in sorted(self.config.of_kind(ServiceEntry), key=_creation_order):
+            ns = ns_of(se)
+            if not _visible(se.spec.export_to, ns, client):
+                continue
             for h in se.spec.hosts:
-                self._known_hosts.add(resolve_config_host(h, ns_of(se), self.domain))
-        for dr in self.config.of_kind(DestinationRule):
+                fqdn = resolve_config_host(h, ns, self.domain)
+                if is_wildcard(fqdn):
+                    self._registry_wild.append((fqdn, ns))
+                else:
+                    self._registry_exact.setdefault(fqdn, ns)
+                    self._known_hosts.add(fqdn)
+        self._registry_wild.sort(key=lambda item: (-len(item[0]), item[0]))
+        for dr in sorted(self.config.of_kind(DestinationRule), key=_destination_rule_order):
             self._add_destination_rule(dr, ns_of(dr))
-        self._index_destination_rules()
-        services = sorted(
-            (vs for vs in self.config.of_kind(VirtualService) if self._vs_applies(vs, ns_of(vs))),
-            key=_creation_order,
-        )
-        for vs in services:
+        rule_hosts: set[str] = set()
+        for index in (*self._dr_local.values(), *self._dr_exported.values(), self._dr_root_local):
+            index.wildcards = sorted((h for h in index.by_host if is_wildcard(h)), key=lambda h: (-len(h), h))
+            rule_hosts.update(index.by_host)
+        self._build_virtual_services(ns_of)
+        # Namespaces the config mentions: a caller's "name.namespace" there means a Kubernetes service.
+        for host in (*rule_hosts, *self._known_hosts, *(p for p, _ in self._wildcards)):
+            host_ns = _service_namespace(host, self.domain)
+            if host_ns is not None:
+                self._known_namespaces.add(host_ns)
+
+    def _build_virtual_services(self, ns_of: Callable[[Resource], str]) -> None:
+        client = self.workload.namespace
+        delegates: dict[tuple[str, str], VirtualService] = {}
+        roots: list[tuple[int, tuple[float, str, str], VirtualService, str]] = []
+        for vs in self.config.of_kind(VirtualService):
             ns = ns_of(vs)
-            vhost: _VirtualHost | None = None
+            if not vs.spec.hosts:
+                delegates[(ns, vs.name)] = vs  # only reachable through another VirtualService's delegate
+                continue
+            group = _virtual_service_group(vs, ns, client)
+            if group is not None:
+                roots.append((group, _creation_order(vs), vs, ns))
+        # pilot's SelectVirtualServices: the client namespace's private VirtualServices, then those exported
+        # to it by name, then public ones, each in creation order. The first to build a host wins it.
+        roots.sort(key=lambda item: (item[0], item[1]))
+        for _, _, vs, ns in roots:
+            name = f"{ns}/{vs.name}"
+            routes = self._http_routes(vs, ns, delegates)
+            compiled: list[_CompiledRoute] | None = None
+            first_host = ""
             for h in vs.spec.hosts:
                 fqdn = resolve_config_host(h, ns, self.domain)
-                taken = fqdn in self._exact or any(p == fqdn for p, _ in self._wildcards)
-                if taken:
-                    continue  # Istio: the oldest VirtualService for a host wins
-                if vhost is None:
-                    vhost = self._compile_virtual_service(vs, ns, fqdn)
+                if compiled is None:
+                    compiled, first_host = self._compile_routes(routes, name, fqdn), fqdn
+                if not compiled:
+                    # No route is left for this workload: pilot builds nothing for this VirtualService, yet
+                    # it still holds the services it names against wildcard VirtualServices.
+                    if is_wildcard(fqdn):
+                        no_route = RouteDecision(host=fqdn, action=Action.NO_ROUTE, virtual_service=name)
+                        self._wildcards.append((fqdn, _VirtualHost(name, (), no_route, ports=frozenset())))
+                    else:
+                        self._exact_named.add(fqdn)
+                    continue
+                vhost = _virtual_host(name, compiled, fqdn, first_host)
                 if is_wildcard(fqdn):
                     self._wildcards.append((fqdn, vhost))
-                else:
-                    self._exact[fqdn] = vhost
-                    self._known_hosts.add(fqdn)
-        # Longest wildcard suffix first: the most specific wins.
+                    continue
+                self._exact_named.add(fqdn)
+                if not self._in_registry(fqdn):
+                    # Hosts that match no service get a virtual host on port 80 only.
+                    restricted = _restrict_ports(vhost, frozenset({80}))
+                    if restricted is None:
+                        continue
+                    vhost = restricted
+                claims = self._exact_all.setdefault(fqdn, [])
+                if not claims or claims[-1].virtual_service != vhost.virtual_service:
+                    claims.append(vhost)
+                self._known_hosts.add(fqdn)
+        for fqdn, claims in self._exact_all.items():
+            self._exact[fqdn] = claims[0]
+        # Longest wildcard suffix first: the most specific wins (ties keep precedence order).
         self._wildcards.sort(key=lambda item: -len(item[0]))
 
-    def _vs_applies(self, vs: VirtualService, ns: str) -> bool:
-        gateways = vs.spec.gateways
-        if gateways and _MESH not in gateways:
-            return False
-        return _visible(vs.spec.export_to, ns, self.workload.namespace)
-
-    def _compile_virtual_service(self, vs: VirtualService, ns: str, host: str) -> _VirtualHost:
-        name = f"{ns}/{vs.name}"
-        vs_gateways = frozenset(vs.spec.gateways) if vs.spec.gateways else frozenset({_MESH})
-        routes: list[_CompiledRoute] = []
+    def _http_routes(
+        self, vs: VirtualService, ns: str, delegates: Mapping[tuple[str, str], VirtualService]
+    ) -> list[_Route]:
+        """The VirtualService's HTTP routes with delegate routes merged in (pilot's mergeVirtualServices)."""
+        out: list[_Route] = []
         for i, http in enumerate(vs.spec.http):
+            if http.delegate is None:
+                out.append(_Route(http, ns, i))
+                continue
+            key = (http.delegate.namespace or ns, http.delegate.name or "")
+            delegate = delegates.get(key)
+            if delegate is None:
+                continue  # pilot drops the route when the delegate does not exist
+            exports = {key[0] if e == "." else e for e in delegate.spec.export_to} or {"*"}
+            if "*" not in exports and ns not in exports:
+                continue  # nor when the delegate is not exported to the root's namespace
+            root = _qualify(replace(http, delegate=None), ns, self.domain)
+            for sub in delegate.spec.http:
+                if sub.delegate is not None:
+                    continue  # delegation does not nest
+                merged = _merge_http_route(root, _qualify(sub, key[0], self.domain))
+                if merged is not None:
+                    out.append(_Route(merged, key[0], i))
+        return out
+
+    def _compile_routes(self, routes: list[_Route], name: str, host: str) -> list[_CompiledRoute]:
+        vs_gateways = frozenset({_MESH})
+        compiled: list[_CompiledRoute] = []
+        for route in routes:
+            http = route.http
             matches: Iterable[tuple[int | None, HTTPMatchRequest | None]]
             matches = enumerate(http.match) if http.match else [(None, None)]
             catch_all = False
@@ -252,18 +385,16 @@ class Snapshot:
                 if m is not None and not self._source_matches(m, vs_gateways):
                     continue
                 prefix, exact, predicate = _split_match(m) if m is not None else (None, None, None)
-                decision = self._compile_decision(http, m, i, j, name, ns, host)
+                decision = self._compile_decision(http, m, route.index, j, name, route.ns, host)
                 port = m.port if m is not None and m.port else None
-                routes.append(_CompiledRoute(port, predicate, decision, prefix, exact))
+                by_port = self._depends_on_port(decision)
+                compiled.append(_CompiledRoute(port, predicate, decision, prefix, exact, by_port))
                 if predicate is None and prefix is None and exact is None and port is None:
                     catch_all = True
                     break
             if catch_all:
                 break  # later routes can never match
-        no_route = RouteDecision(host=host, action=Action.NO_ROUTE, virtual_service=name)
-        table = tuple((r.port, r.uri_prefix, r.uri_exact, r.match, r.decision) for r in routes)
-        tests_path = any(r.uri_prefix is not None or r.uri_exact is not None for r in routes)
-        return _VirtualHost(name, tuple(routes), no_route, table, tests_path)
+        return compiled
 
     def _source_matches(self, m: HTTPMatchRequest, vs_gateways: frozenset[str]) -> bool:
         # As pilot's sourceMatchHTTP: gateways named in the match replace the VirtualService's; sourceLabels and
@@ -301,6 +432,9 @@ class Snapshot:
             "route_name": route_name,
             "request_headers": req_ops,
             "response_headers": resp_ops,
+            # pilot attaches the fault filter config to the route whatever its action (a delegated redirect
+            # can inherit the root's fault).
+            "fault": _fault(http),
         }
         if http.redirect is not None:
             rd = http.redirect
@@ -333,15 +467,16 @@ class Snapshot:
             total += d.weight
             cumulative.append(total)
         timeout = http.timeout.total_seconds() if http.timeout is not None else None
+        # retry.ConvertPolicy keeps retrying on the same host when the route hashes its only destination.
+        hashed = len(http.route) == 1 and len(destinations) == 1 and self._hashes(destinations[0])
         return RouteDecision(
             action=Action.ROUTE,
             destinations=destinations,
             cumulative=tuple(cumulative),
             timeout=timeout or None,  # 0s means no timeout, as in Envoy
             retries=_retry_policy(
-                http.retries if http.retries is not None else self.mesh.default_http_retry_policy
+                http.retries if http.retries is not None else self.mesh.default_http_retry_policy, hashed
             ),
-            fault=_fault(http),
             rewrite=rewrite,
             mirrors=self._mirrors(http, ns),
             **common,
@@ -368,10 +503,12 @@ class Snapshot:
         req: HeaderOps | None = None,
         resp: HeaderOps | None = None,
         authority: str | None = None,
+        called_port: int | None = None,
     ) -> WeightedDestination:
         host = resolve_config_host(dest.host or "", ns, self.domain)
         port = dest.port.number if dest.port is not None and dest.port.number else None
-        policy, dr_name = self.traffic_policy_with_source(host, dest.subset or None, port)
+        # Without a port, pilot sends to the cluster of the port called (GetDestinationCluster).
+        policy, dr_name = self.traffic_policy_with_source(host, dest.subset or None, port or called_port)
         labels = self.subset_labels(host, dest.subset) if dest.subset else None
         return WeightedDestination(
             host=host,
@@ -408,33 +545,65 @@ class Snapshot:
         w = self._weighted(dest, ns, 100.0)
         return Mirror(host=w.host, subset=w.subset, port=w.port, percent=min(pct, 100.0), policy=w.policy)
 
+    def _hashes(self, dest: WeightedDestination) -> bool:
+        """Whether pilot's HashForHTTPDestination finds a consistent hash for ``dest``: in the subset's
+        port-level settings, the subset's policy, the top level's port-level settings or the top level."""
+        entry = self._destination_rule_for(dest.host)
+        if entry is None:
+            return False
+        policies = [entry.spec.traffic_policy]
+        policies.extend(s.traffic_policy for s in entry.spec.subsets if s.name == (dest.subset or ""))
+        for policy in policies:
+            if policy is None:
+                continue
+            if policy.load_balancer is not None and policy.load_balancer.consistent_hash is not None:
+                return True
+            for pls in policy.port_level_settings:
+                if dest.port and pls.port is not None and pls.port.number == dest.port:
+                    if pls.load_balancer is not None and pls.load_balancer.consistent_hash is not None:
+                        return True
+                    break
+        return False
+
+    def _depends_on_port(self, decision: RouteDecision) -> bool:
+        """Whether a destination or mirror without a port has a DestinationRule with port-level settings."""
+        targets = [(d.host, d.subset) for d in decision.destinations if d.port is None]
+        targets.extend((m.host, m.subset) for m in decision.mirrors if m.port is None)
+        for host, subset in targets:
+            entry = self._destination_rule_for(host)
+            if entry is None:
+                continue
+            top = entry.spec.traffic_policy
+            if top is not None and top.port_level_settings:
+                return True
+            for s in entry.spec.subsets:
+                if s.name == subset and s.traffic_policy is not None and s.traffic_policy.port_level_settings:
+                    return True
+        return False
+
     # --- DestinationRules --------------------------------------------------------------------------------
 
     def _add_destination_rule(self, dr: DestinationRule, ns: str) -> None:
+        # pilot's setDestinationRules: a rule with a workload selector is private to its namespace; a rule
+        # is usable in its own namespace unless exported only elsewhere, and is exported from it unless
+        # private.
         spec = dr.spec
         host = resolve_config_host(spec.host or "", ns, self.domain)
         selector = dict(spec.workload_selector.match_labels) if spec.workload_selector is not None else None
-        if selector is not None and any(self.workload.labels.get(k) != v for k, v in selector.items()):
-            return  # selects other workloads
-        export = frozenset(ns if e == "." else e for e in spec.export_to) or frozenset({"*"})
-        key = (ns, host, export, selector is None)
-        entry = self._dr_keys.get(key)
-        if entry is not None:
-            entry.spec = _merge_destination_rules(entry.spec, spec)
-            entry.names.append(dr.name)
-            return
-        entry = _DestinationRuleEntry(ns, host, spec, selector, export, [dr.name])
-        self._dr_keys[key] = entry
-        self._destination_rules.setdefault(ns, []).append(entry)
-
-    def _index_destination_rules(self) -> None:
-        for ns, entries in self._destination_rules.items():
-            # Rules with a workload selector take precedence over those without, in the same namespace.
-            entries.sort(key=lambda e: e.selector is None)
-            by_host: dict[str, list[_DestinationRuleEntry]] = {}
-            for e in entries:
-                by_host.setdefault(e.host, []).append(e)
-            self._dr_index[ns] = (by_host, [e for e in entries if is_wildcard(e.host)])
+        export = frozenset(spec.export_to) if selector is None else frozenset({"."})
+        if not export or "*" in export or "." in export or ns in export:
+            index = self._dr_local.get(ns)
+            if index is None:
+                index = self._dr_local[ns] = _RuleIndex()
+            _merge_into(index, dr.name, ns, host, spec, selector, export)
+        private = len(export) == 1 and ("." in export or ns in export)
+        if not private:
+            index = self._dr_exported.get(ns)
+            if index is None:
+                index = self._dr_exported[ns] = _RuleIndex()
+            _merge_into(index, dr.name, ns, host, spec, selector, export)
+        elif ns == self._root_namespace:
+            _merge_into(self._dr_root_local, dr.name, ns, host, spec, selector, export)
 
     def _destination_rule_for(self, host: str) -> _DestinationRuleEntry | None:
         if host in self._dr_for_cache:
@@ -446,40 +615,74 @@ class Snapshot:
         return entry
 
     def _find_destination_rule(self, host: str) -> _DestinationRuleEntry | None:
-        # Istio's lookup order: the client's namespace, then the service's namespace, then any namespace the
-        # rule is exported to; within each, an exact host beats the most specific wildcard.
-        client_ns = self.workload.namespace
-        service_ns = _service_namespace(host, self.domain)
-        order = [client_ns]
-        if service_ns and service_ns != client_ns:
-            order.append(service_ns)
-        order.extend(ns for ns in sorted(self._destination_rules) if ns not in order)
-        visible_to = {"*", client_ns}
-        for ns in order:
-            index = self._dr_index.get(ns)
-            if index is None:
-                continue
-            by_host, wildcards = index
-            local = ns == client_ns
-            for entry in by_host.get(host, ()):
-                if local or visible_to & entry.export_to:
-                    return entry
-            best: _DestinationRuleEntry | None = None
-            for entry in wildcards:
-                if not host_matches(entry.host, host) or not (local or visible_to & entry.export_to):
-                    continue
-                if best is None or len(entry.host) > len(best.host):
-                    best = entry
-            if best is not None:
-                return best
+        # pilot's PushContext.destinationRule: the client's namespace (the root namespace's private rules
+        # for a client there), then rules the service's namespace exports to the client, then rules the
+        # root namespace exports. In each, the most specific host decides before exportTo is checked.
+        client, root = self.workload.namespace, self._root_namespace
+        local = self._dr_root_local if client == root else self._dr_local.get(client)
+        if local is not None:
+            found = local.most_specific(host)
+            if found is not None:
+                return self._pick_destination_rule(found)
+        service_ns = self._service_namespace(host)
+        for ns in (service_ns, root):
+            index = self._dr_exported.get(ns) if ns else None
+            found = index.most_specific(host) if index is not None else None
+            if found:
+                visible = [e for e in found if not e.export_to or "*" in e.export_to or client in e.export_to]
+                if visible:
+                    return self._pick_destination_rule(visible)
         return None
+
+    def _pick_destination_rule(self, entries: list[_DestinationRuleEntry]) -> _DestinationRuleEntry | None:
+        # SidecarScope.DestinationRule: a rule of the client's namespace whose selector matches the workload,
+        # else the last rule without a selector.
+        labels = self.workload.labels
+        catch_all: _DestinationRuleEntry | None = None
+        for entry in entries:
+            if entry.selector is None:
+                catch_all = entry
+            elif entry.namespace == self.workload.namespace and all(
+                labels.get(k) == v for k, v in entry.selector.items()
+            ):
+                return entry
+        return catch_all
+
+    def _service_namespace(self, host: str) -> str | None:
+        ns = _service_namespace(host, self.domain)
+        if ns is not None:
+            return ns
+        ns = self._registry_exact.get(host)
+        if ns is not None:
+            return ns
+        for pattern, se_ns in self._registry_wild:
+            if host_matches(pattern, host):
+                return se_ns
+        return None
+
+    def _in_registry(self, host: str) -> bool:
+        """Whether pilot knows ``host`` as a service: a Kubernetes name or a visible ServiceEntry host."""
+        known = self._registry_cache.get(host)
+        if known is None:
+            known = (
+                host.endswith(f".svc.{self.domain}")
+                or host in self._registry_exact
+                or any(host_matches(p, host) for p, _ in self._registry_wild)
+            )
+            if len(self._registry_cache) >= _DEFAULT_CACHE_LIMIT:
+                self._registry_cache.clear()
+            self._registry_cache[host] = known
+        return known
 
     def traffic_policy(
         self, host: str, subset: str | None = None, port: int | None = None
     ) -> TrafficPolicy | None:
         """The DestinationRule traffic policy for ``host`` (FQDN), ``subset`` and ``port``, merged as Istio
         merges it: port-level settings replace the top level wholesale, then the subset's policy overrides
-        field by field (its own port-level settings again wholesale). ``None`` when no rule applies."""
+        field by field (its own port-level settings again wholesale). ``None`` when no rule applies.
+
+        The rule is the one pilot picks for this workload: its own namespace's, else the one the service's
+        namespace exports to it, else the one the root namespace (``istio-system``) exports."""
         return self.traffic_policy_with_source(host, subset, port)[0]
 
     def traffic_policy_with_source(
@@ -515,7 +718,9 @@ class Snapshot:
     # --- routing ------------------------------------------------------------------------------------------
 
     def resolve_host(self, host: str) -> str:
-        """The FQDN a caller in this workload's namespace means by ``host`` (no port)."""
+        """The FQDN a caller in this workload's namespace means by ``host`` (no port): along Kubernetes' DNS
+        search path, preferring a name the config knows, then a Kubernetes name in a namespace the config
+        mentions, else the name as written."""
         cached = self._resolve_cache.get(host)
         if cached is not None:
             return cached
@@ -525,6 +730,11 @@ class Snapshot:
             if c in self._known_hosts or c in self._exact:
                 fqdn = c
                 break
+        else:
+            for c in candidates:
+                if _service_namespace(c, self.domain) in self._known_namespaces:
+                    fqdn = c
+                    break
         if len(self._resolve_cache) >= _DEFAULT_CACHE_LIMIT:
             self._resolve_cache.clear()
         self._resolve_cache[host] = fqdn
@@ -533,7 +743,11 @@ class Snapshot:
     def route(self, call: Call) -> RouteDecision:
         """The routing decision for ``call``: the first matching route of the VirtualService for its host, or
         the default route when no VirtualService covers the host, or ``NO_ROUTE`` when one does but no route
-        matches (Envoy's ``NR``, HTTP 404)."""
+        matches (Envoy's ``NR``, HTTP 404).
+
+        The default route of a service (a Kubernetes name or a ServiceEntry host) retries as Istio does; a
+        host outside the registry is passed through without retries, or answered with 502 when MeshConfig's
+        ``outboundTrafficPolicy`` is ``REGISTRY_ONLY``."""
         # (authority, scheme, explicit port) -> (FQDN, port): a fresh Call need not parse its authority.
         key = (call.authority, call.scheme, call.port)
         endpoint = self._endpoint_cache.get(key)
@@ -545,12 +759,12 @@ class Snapshot:
         host, port = endpoint
         vhost = self._exact.get(host)
         if vhost is None:
-            for pattern, vh in self._wildcards:
-                if host_matches(pattern, host):
-                    vhost = vh
-                    break
-            else:
-                return self._default_route(host, port)
+            if not self._wildcards:
+                default = self._default_cache.get(endpoint)
+                return default if default is not None else self._default_route(host, port)
+            return self._route_slowly(call, host, port, None)
+        if not vhost.fast:
+            return self._route_slowly(call, host, port, vhost)
         path = call.path_only if vhost.tests_path else ""
         # Inline str tests on unpacked tuples: the common uri match costs no Python call per route.
         for r_port, prefix, exact, match, decision in vhost.table:
@@ -564,22 +778,274 @@ class Snapshot:
                 return decision
         return vhost.no_route
 
+    def _route_slowly(self, call: Call, host: str, port: int, first: _VirtualHost | None) -> RouteDecision:
+        """``route`` for wildcard hosts, VirtualServices limited to some ports and port-dependent policies."""
+        vhost = self._virtual_host_for(host, port, first)
+        if vhost is None:
+            return self._default_route(host, port)
+        path = call.path_only if vhost.tests_path else ""
+        for r in vhost.routes:
+            if r.port is not None and r.port != port:
+                continue
+            if r.uri_prefix is not None and not path.startswith(r.uri_prefix):
+                continue
+            if r.uri_exact is not None and path != r.uri_exact:
+                continue
+            if r.match is None or r.match(call):
+                return self._specialize(r.decision, host, port, r.by_port)
+        return self._specialize(vhost.no_route, host, port, False)
+
+    def _virtual_host_for(self, host: str, port: int, first: _VirtualHost | None) -> _VirtualHost | None:
+        # For a service, pilot gives the host to the first VirtualService naming it exactly that has routes
+        # on this port, and only when none names it exactly, to its most specific wildcard VirtualService
+        # (computeWildcardHostVirtualServiceIndex). Hosts outside the registry follow Envoy's domain
+        # matching among the virtual hosts built on port 80.
+        registry = self._in_registry(host)
+        if first is not None:
+            for vhost in self._exact_all[host]:
+                if vhost.ports is None or port in vhost.ports:
+                    return vhost
+            if registry:
+                return None
+        elif registry and host in self._exact_named:
+            return None
+        if not registry and port != 80:
+            return None
+        for pattern, vhost in self._wildcards:
+            if host_matches(pattern, host):
+                if vhost.ports is None or port in vhost.ports:
+                    return vhost
+                if registry:
+                    return None
+        return None
+
+    def _specialize(self, decision: RouteDecision, host: str, port: int, by_port: bool) -> RouteDecision:
+        """``decision`` for a wildcard's concrete host, with port-dependent policies for the port called."""
+        if not by_port and decision.host == host:
+            return decision
+        key = (id(decision), host, port if by_port else 0)
+        out = self._specialized.get(key)
+        if out is None:
+            out = replace(decision, host=host)
+            if by_port:
+                out = replace(
+                    out,
+                    destinations=tuple(self._at_port(d, port) for d in decision.destinations),
+                    mirrors=tuple(
+                        m
+                        if m.port is not None
+                        else replace(m, policy=self.traffic_policy(m.host, m.subset, port))
+                        for m in decision.mirrors
+                    ),
+                )
+            if len(self._specialized) >= _DEFAULT_CACHE_LIMIT:
+                self._specialized.clear()
+            self._specialized[key] = out
+        return out
+
+    def _at_port(self, dest: WeightedDestination, port: int) -> WeightedDestination:
+        if dest.port is not None:
+            return dest
+        policy, _ = self.traffic_policy_with_source(dest.host, dest.subset, port)
+        return replace(dest, policy=policy)
+
     def _default_route(self, host: str, port: int) -> RouteDecision:
         key = (host, port)
         decision = self._default_cache.get(key)
         if decision is None:
-            dest = self._weighted(Destination(host=host), self.workload.namespace, 100.0)
-            decision = RouteDecision(
+            decision = self._default_decision(host, port)
+            if len(self._default_cache) >= _DEFAULT_CACHE_LIMIT:
+                self._default_cache.clear()
+            self._default_cache[key] = decision
+        return decision
+
+    def _default_decision(self, host: str, port: int) -> RouteDecision:
+        if self._in_registry(host):
+            # BuildDefaultHTTPOutboundRoute: the service's cluster for this port, with the default retries.
+            dest = self._weighted(Destination(host=host), self.workload.namespace, 100.0, called_port=port)
+            return RouteDecision(
                 host=host,
                 action=Action.ROUTE,
                 destinations=(dest,),
                 cumulative=(100.0,),
                 retries=self._default_retry,
             )
-            if len(self._default_cache) >= _DEFAULT_CACHE_LIMIT:
-                self._default_cache.clear()
-            self._default_cache[key] = decision
-        return decision
+        # buildCatchAllVirtualHost: unknown hosts go to the passthrough cluster (no retries, no timeout, no
+        # DestinationRule), or get 502 when only the registry may be reached.
+        otp = self.mesh.outbound_traffic_policy
+        if otp is not None and otp.mode == OutboundMode.REGISTRY_ONLY:
+            return RouteDecision(
+                host=host, action=Action.DIRECT_RESPONSE, direct_response=DirectResponse(502)
+            )
+        return RouteDecision(
+            host=host,
+            action=Action.ROUTE,
+            destinations=(WeightedDestination(host=host, subset=None, port=None, weight=100.0),),
+            cumulative=(100.0,),
+            retries=_NO_RETRIES,
+        )
+
+
+def _virtual_host(name: str, compiled: list[_CompiledRoute], host: str, compiled_for: str) -> _VirtualHost:
+    if host != compiled_for:
+        compiled = [replace(r, decision=replace(r.decision, host=host)) for r in compiled]
+    no_route = RouteDecision(host=host, action=Action.NO_ROUTE, virtual_service=name)
+    table = tuple((r.port, r.uri_prefix, r.uri_exact, r.match, r.decision) for r in compiled)
+    tests_path = any(r.uri_prefix is not None or r.uri_exact is not None for r in compiled)
+    ports: frozenset[int] | None = None
+    if all(r.port is not None for r in compiled):
+        ports = frozenset(r.port for r in compiled if r.port is not None)
+    fast = ports is None and not any(r.by_port for r in compiled)
+    return _VirtualHost(name, tuple(compiled), no_route, table, tests_path, ports, fast)
+
+
+def _restrict_ports(vhost: _VirtualHost, ports: frozenset[int]) -> _VirtualHost | None:
+    allowed = ports if vhost.ports is None else vhost.ports & ports
+    return replace(vhost, ports=allowed, fast=False) if allowed else None
+
+
+def _virtual_service_group(vs: VirtualService, ns: str, client: str) -> int | None:
+    """Where pilot's SelectVirtualServices puts ``vs`` for a client in ``client``: 0 private to the client's
+    namespace, 1 exported to it by name, 2 public; ``None`` when it does not apply to this sidecar."""
+    gateways = vs.spec.gateways
+    if gateways and _MESH not in gateways:
+        return None
+    exports = set(vs.spec.export_to) or {"*"}  # MeshConfig's defaultVirtualServiceExportTo is '*'
+    if "*" in exports:
+        return 2
+    if "~" in exports:
+        return None
+    names = {ns if e == "." else e for e in exports}
+    if client not in names:
+        return None
+    return 0 if client == ns else 1
+
+
+# --- delegation ---------------------------------------------------------------------------------------
+
+
+def _qualify(http: HTTPRoute, ns: str, domain: str) -> HTTPRoute:
+    """``http`` with its destination hosts resolved in ``ns`` (pilot's ResolveVirtualServiceShortnames)."""
+
+    def q(d: Destination) -> Destination:
+        return replace(d, host=resolve_config_host(d.host or "", ns, domain))
+
+    return replace(
+        http,
+        route=tuple(replace(r, destination=q(r.destination)) if r.destination else r for r in http.route),
+        mirror=q(http.mirror) if http.mirror is not None else None,
+        mirrors=tuple(replace(m, destination=q(m.destination)) if m.destination else m for m in http.mirrors),
+    )
+
+
+def _merge_http_route(root: HTTPRoute, sub: HTTPRoute) -> HTTPRoute | None:
+    """pilot's mergeHTTPRoute: the delegate route under the root's matches, inheriting what it leaves out;
+    ``None`` when its matches conflict with the root's."""
+    matches = _merge_matches(root.match, sub.match)
+    if matches is None:
+        return None
+    return replace(
+        sub,
+        match=matches,
+        name=_joined_name(root.name, sub.name),
+        rewrite=sub.rewrite if sub.rewrite is not None else root.rewrite,
+        direct_response=sub.direct_response if sub.direct_response is not None else root.direct_response,
+        timeout=sub.timeout if sub.timeout is not None else root.timeout,
+        retries=sub.retries if sub.retries is not None else root.retries,
+        fault=sub.fault if sub.fault is not None else root.fault,
+        mirror=sub.mirror if sub.mirror is not None else root.mirror,
+        mirror_percent=sub.mirror_percent if sub.mirror_percent is not None else root.mirror_percent,
+        mirror_percentage=sub.mirror_percentage
+        if sub.mirror_percentage is not None
+        else root.mirror_percentage,
+        cors_policy=sub.cors_policy if sub.cors_policy is not None else root.cors_policy,
+        mirrors=sub.mirrors or root.mirrors,
+        headers=sub.headers if sub.headers is not None else root.headers,
+    )
+
+
+def _joined_name(root: str | None, sub: str | None) -> str | None:
+    if not sub:
+        return root
+    return f"{root}-{sub}" if root else sub
+
+
+def _merge_matches(
+    root: tuple[HTTPMatchRequest, ...], sub: tuple[HTTPMatchRequest, ...]
+) -> tuple[HTTPMatchRequest, ...] | None:
+    # pilot's mergeHTTPMatchRequests: every delegate match must fit under some root match; it is merged with
+    # each root match it does not conflict with.
+    if not root:
+        return sub
+    if not sub:
+        return root
+    out: list[HTTPMatchRequest] = []
+    for s in sub:
+        fits = [r for r in root if not _match_conflict(r, s)]
+        if not fits:
+            return None
+        out.extend(_merge_match(r, s) for r in fits)
+    return tuple(out)
+
+
+def _merge_match(r: HTTPMatchRequest, s: HTTPMatchRequest) -> HTTPMatchRequest:
+    return replace(
+        s,
+        name=_joined_name(r.name, s.name),
+        uri=s.uri if s.uri is not None else r.uri,
+        scheme=s.scheme if s.scheme is not None else r.scheme,
+        method=s.method if s.method is not None else r.method,
+        authority=s.authority if s.authority is not None else r.authority,
+        headers={**r.headers, **s.headers},
+        without_headers={**r.without_headers, **s.without_headers},
+        query_params={**r.query_params, **s.query_params},
+        port=s.port or r.port,
+        source_labels={**r.source_labels, **s.source_labels},
+        source_namespace=s.source_namespace or r.source_namespace,
+        gateways=s.gateways or r.gateways,
+        stat_prefix=s.stat_prefix or r.stat_prefix,
+    )
+
+
+def _match_conflict(r: HTTPMatchRequest, s: HTTPMatchRequest) -> bool:
+    """pilot's hasConflict: whether delegate match ``s`` cannot narrow root match ``r``."""
+    pairs = [(r.uri, s.uri), (r.scheme, s.scheme), (r.method, s.method), (r.authority, s.authority)]
+    pairs.extend((r.headers.get(k), v) for k, v in s.headers.items())
+    pairs.extend((r.without_headers.get(k), v) for k, v in s.without_headers.items())
+    pairs.extend((r.query_params.get(k), v) for k, v in s.query_params.items())
+    if any(_string_match_conflict(a, b) for a, b in pairs):
+        return True
+    if bool(r.ignore_uri_case) != bool(s.ignore_uri_case):
+        return True
+    if r.port and s.port and r.port != s.port:
+        return True
+    if r.source_namespace and (s.source_namespace or "") != r.source_namespace:
+        return True
+    if any(k in r.source_labels and r.source_labels[k] != v for k, v in s.source_labels.items()):
+        return True
+    if r.gateways and s.gateways:
+        return len(r.gateways) < len(s.gateways) or any(g not in r.gateways for g in s.gateways)
+    return False
+
+
+def _string_match_conflict(root: StringMatch | None, leaf: StringMatch | None) -> bool:
+    # pilot's stringMatchConflict (an empty string counts as unset, as with Go's getters).
+    if root is None or leaf is None:
+        return False
+    r_exact, r_prefix, r_regex = root.exact or "", root.prefix or "", root.regex or ""
+    l_exact, l_prefix, l_regex = leaf.exact or "", leaf.prefix or "", leaf.regex or ""
+    if r_regex and (l_regex or l_prefix or l_exact):
+        return True
+    if l_regex and (r_regex or r_prefix or r_exact):
+        return True
+    if r_exact:
+        return bool(l_prefix) or l_exact != r_exact
+    if r_prefix:
+        if l_prefix:
+            return not l_prefix.startswith(r_prefix)
+        if l_exact:
+            return not l_exact.startswith(r_prefix)
+    return True
 
 
 # --- match compilation ---------------------------------------------------------------------------------
@@ -669,15 +1135,33 @@ def _uri_predicate(sm: StringMatch, ignore_case: bool) -> Predicate | None:
 
 
 def _query_predicate(name: str, sm: StringMatch | None) -> Predicate:
+    # Envoy matches query parameters as sent (QueryParamsMulti::parseQueryString does not percent-decode,
+    # and '+' stays '+'), on the first value of a repeated name.
     test = _string_predicate(sm)
     if test is None:
-        return lambda c: name in c.query
+        return lambda c: _query_value(c.path, name) is not None
 
     def query(c: Call) -> bool:
-        v = c.query.get(name)
+        v = _query_value(c.path, name)
         return v is not None and test(v)
 
     return query
+
+
+def _query_value(path: str, name: str) -> str | None:
+    """The first raw value of query parameter ``name`` in ``path`` ('' for a name without '=')."""
+    q = path.find("?")
+    if q < 0:
+        return None
+    query = path[q + 1 :]
+    h = query.find("#")
+    if h >= 0:
+        query = query[:h]
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def _split_match(m: HTTPMatchRequest) -> tuple[str | None, str | None, Predicate | None]:
@@ -779,29 +1263,61 @@ def _rewrite(
     )
 
 
-def _retry_policy(retry: HTTPRetry | None) -> RetryPolicy:
+_DEFAULT_RETRIES = RetryPolicy(attempts=2, retry_on=DEFAULT_RETRY_ON)
+_DEFAULT_HASHED_RETRIES = RetryPolicy(attempts=2, retry_on=DEFAULT_RETRY_ON, ignore_previous_hosts=False)
+_NO_RETRIES = RetryPolicy(attempts=0, retry_on=())
+
+# The status codes Go's http.StatusText knows: pilot's parseRetryOn reads only these as retriable codes.
+_HTTP_STATUSES = frozenset(
+    (
+        *(100, 101, 102, 103, *range(200, 209), 226, *range(300, 306), 307, 308, *range(400, 419)),
+        *(421, 422, 423, 424, 425, 426, 428, 429, 431, 451, *range(500, 509), 510, 511),
+    )
+)
+
+
+def _retry_policy(retry: HTTPRetry | None, hashed: bool = False) -> RetryPolicy:
+    """pilot's retry.ConvertPolicy. ``hashed``: the route sends to one destination with a consistent hash,
+    where retries stay on the same host unless ``retryIgnorePreviousHosts`` says otherwise."""
     if retry is None:
-        return RetryPolicy(attempts=2, retry_on=DEFAULT_RETRY_ON)
+        return _DEFAULT_HASHED_RETRIES if hashed else _DEFAULT_RETRIES
     attempts = retry.attempts or 0
     if attempts <= 0:
-        return RetryPolicy(attempts=0, retry_on=())
+        return _NO_RETRIES
     retry_on = DEFAULT_RETRY_ON
     codes: frozenset[int] = frozenset()
     if retry.retry_on:
-        parts = [p.strip() for p in retry.retry_on.split(",") if p.strip()]
-        code_list = [int(p) for p in parts if p.isdigit()]
-        names = [p for p in parts if not p.isdigit()]
-        if code_list and "retriable-status-codes" not in names:
+        names: list[str] = []
+        code_list: list[int] = []
+        for part in (p.strip() for p in retry.retry_on.split(",")):
+            if not part:
+                continue
+            code = _status_code(part)
+            if code is not None:
+                code_list.append(code)
+            else:
+                names.append(part)
+        if code_list and not any("retriable-status-codes" in n for n in names):
             names.append("retriable-status-codes")
         retry_on, codes = tuple(names), frozenset(code_list)
+    ignore = retry.retry_ignore_previous_hosts
     return RetryPolicy(
         attempts=attempts,
         retry_on=retry_on,
         retriable_status_codes=codes,
         per_try_timeout=retry.per_try_timeout.total_seconds() if retry.per_try_timeout is not None else None,
         backoff=retry.backoff.total_seconds() if retry.backoff is not None else None,
-        ignore_previous_hosts=retry.retry_ignore_previous_hosts is not False,
+        ignore_previous_hosts=(not hashed) if ignore is None else ignore,
     )
+
+
+def _status_code(part: str) -> int | None:
+    # As Go's strconv.Atoi followed by http.StatusText: an optional sign, ASCII digits, a known status.
+    digits = part[1:] if part[:1] in "+-" else part
+    if not digits or not digits.isascii() or not digits.isdigit():
+        return None
+    value = int(part)
+    return value if value in _HTTP_STATUSES else None
 
 
 def _fault(http: HTTPRoute) -> FaultPolicy | None:
@@ -887,6 +1403,43 @@ def _merge_destination_rules(first: DestinationRuleSpec, other: DestinationRuleS
     return replace(first, subsets=subsets, traffic_policy=policy)
 
 
+def _merge_into(
+    index: _RuleIndex,
+    name: str,
+    ns: str,
+    host: str,
+    spec: DestinationRuleSpec,
+    selector: Mapping[str, str] | None,
+    export: frozenset[str],
+) -> None:
+    """pilot's mergeDestinationRule (with its default enhanced merge): a rule merges into an existing one
+    for the same host when their exportTo sets are equal (or it is a superset, when it is also kept apart)
+    and their workload selectors agree; otherwise it is kept as a separate entry."""
+    entries = index.by_host.get(host)
+    if entries is None:
+        index.by_host[host] = [_DestinationRuleEntry(ns, host, spec, selector, export, [name])]
+        return
+    separate = True
+    for entry in entries:
+        if export == entry.export_to:
+            separate = False
+        elif entry.export_to and export >= entry.export_to:
+            separate = True
+        else:
+            separate = True
+            continue
+        both_with = selector is not None and entry.selector is not None
+        if both_with and dict(selector or {}) != dict(entry.selector or {}):
+            separate = True
+            continue
+        if both_with or (selector is None and entry.selector is None):
+            separate = False
+        entry.spec = _merge_destination_rules(entry.spec, spec)
+        entry.names.append(name)
+    if separate:
+        entries.append(_DestinationRuleEntry(ns, host, spec, selector, export, [name]))
+
+
 def _visible(export_to: tuple[str, ...], resource_ns: str, client_ns: str) -> bool:
     if not export_to:
         return True
@@ -902,9 +1455,26 @@ def _service_namespace(host: str, domain: str) -> str | None:
     return None
 
 
-def _creation_order(r: Resource) -> tuple[str, str, str]:
-    ts = r.metadata.creation_timestamp
-    return (str(ts) if ts is not None else "", r.name, r.namespace or "")
+def _creation_order(r: Resource) -> tuple[float, str, str]:
+    # pilot's configCompareByCreationTime: creation time, then name, then namespace; no time sorts first.
+    return (_timestamp(r.metadata.creation_timestamp), r.name, r.namespace or "")
+
+
+def _destination_rule_order(r: DestinationRule) -> tuple[bool, float, str, str]:
+    # sortConfigBySelectorAndCreationTime: rules with a workload selector first.
+    return (r.spec.workload_selector is None, *_creation_order(r))
+
+
+def _timestamp(ts: Any) -> float:
+    if ts is None:
+        return float("-inf")
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)).timestamp()
+    try:
+        parsed = datetime.fromisoformat(str(ts).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return float("-inf")
+    return _timestamp(parsed)
 
 
 def _config_version(config: ConfigSet) -> str:

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 
 def _socket() -> socket.socket:
@@ -26,7 +26,12 @@ def uvicorn_server(app: Any) -> Iterator[int]:
     """Serve an ASGI app on 127.0.0.1 in a thread; yields the port."""
     sock = _socket()
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    # A short graceful shutdown: tests leave slow handlers running after their client gave up, and the
+    # suite should not wait for them.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", access_log=False
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -42,18 +47,26 @@ def uvicorn_server(app: Any) -> Iterator[int]:
         sock.close()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """werkzeug's handler without its per-request log line on stderr."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
 @contextmanager
 def werkzeug_server(app: Any) -> Iterator[int]:
     """Serve a WSGI app on 127.0.0.1 with werkzeug's threaded server; yields the port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     port = server.socket.getsockname()[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield port
     finally:
         server.shutdown()
         thread.join(10)
+        server.server_close()
 
 
 def free_port() -> int:
