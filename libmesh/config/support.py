@@ -40,7 +40,6 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "VirtualServiceSpec.tls": (Support.NOT_YET, _L4),
     "VirtualServiceSpec.tcp": (Support.NOT_YET, _L4),
     "HTTPRoute.cors_policy": (Support.NOT_YET, "CORS belongs to the gateway/sidecar work"),
-    "HTTPRoute.delegate": (Support.NOT_YET, "delegate VirtualServices are not merged yet"),
     "HTTPMatchRequest.stat_prefix": (Support.NOT_YET, _ENVOY),
     "HTTPRetry.retry_remote_localities": (Support.NOT_YET, _LOCALITY),
     "HTTPFaultInjectionDelay.exponential_delay": (Support.NOT_YET, "Istio does not implement it either"),
