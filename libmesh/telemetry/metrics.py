@@ -274,6 +274,23 @@ def decode_peer(value: str | None) -> Peer | None:
     """
     if not value or len(value) > _MAX_PEER_HEADER:
         return None
+    cached = _PEER_CACHE.get(value)
+    if cached is not None:
+        return cached
+    peer = _decode_peer(value)
+    if peer is not None:
+        # A mesh has few peers and each sends the same header on every call: parse each value once.
+        if len(_PEER_CACHE) >= _PEER_CACHE_LIMIT:
+            _PEER_CACHE.clear()
+        _PEER_CACHE[value] = peer
+    return peer
+
+
+_PEER_CACHE: dict[str, Peer] = {}
+_PEER_CACHE_LIMIT = 1024
+
+
+def _decode_peer(value: str) -> Peer | None:
     fields: dict[str, str] = {}
     for item in value.split(","):
         key, sep, raw = item.strip().partition("=")
