@@ -20,7 +20,7 @@ from typing import Any
 
 from libmesh.mesh import Mesh
 
-from ._server import Inbound, join_headers
+from ._server import FAULT_HEADER, Inbound, join_headers
 
 __all__ = ["MeshMiddleware", "metrics_app"]
 
@@ -31,6 +31,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PEER_HEADER = b"x-libmesh-peer"
+_FAULT = (FAULT_HEADER.encode("latin-1"), b"true")
 
 
 class MeshMiddleware:
@@ -79,6 +80,8 @@ class MeshMiddleware:
                 inbound.status = int(message.get("status", 0))
                 if peer is not None:
                     message["headers"] = [*message.get("headers", ()), peer]
+                if inbound.fault_marked(inbound.status):
+                    message["headers"] = [*message.get("headers", ()), _FAULT]
             elif kind == "http.response.body":
                 inbound.response_bytes += len(message.get("body", b""))
             await send(message)

@@ -33,6 +33,8 @@ from libmesh.policy.outcome import Failure, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
 
+from ._server import FAULT_HEADER, note_injected_fault
+
 __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
 
 #: Response header naming Envoy's response flags for the call (``UO``, ``UT``, ``NR``, ``FI``...).
@@ -56,7 +58,29 @@ def _call(mesh: Mesh, request: httpx.Request) -> Call:
         scheme=url.scheme,
         headers=mesh.call_headers(headers),
         port=url.port,
+        source_address=mesh.source_address,
     )
+
+
+def _span_parent(request: httpx.Request) -> Any:
+    """The OpenTelemetry context the app set on the request itself (its own ``traceparent`` and/or
+    ``baggage``), which the client span continues as a sidecar would; ``None`` (the current context: the
+    inbound request being served) when the app set neither."""
+    headers = request.headers
+    has_trace, has_baggage = "traceparent" in headers, "baggage" in headers
+    if not has_trace and not has_baggage:
+        return None
+    from opentelemetry import context as otel_context
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    ctx = otel_context.get_current()
+    if has_trace:
+        carrier = {name: headers[name] for name in ("traceparent", "tracestate") if name in headers}
+        ctx = TraceContextTextMapPropagator().extract(carrier, context=ctx)
+    if has_baggage:
+        ctx = W3CBaggagePropagator().extract({"baggage": headers["baggage"]}, context=ctx)
+    return ctx
 
 
 def _replayable(request: httpx.Request) -> bool:
@@ -80,9 +104,21 @@ def _attempt_request(
             out[name] = value
     out["host"] = step.authority
     extensions = dict(request.extensions)
-    timeout = step.timeout if isinstance(step, Send) else None
-    if timeout is not None:
-        extensions["timeout"] = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+    if isinstance(step, Send):
+        timeouts = dict(extensions.get("timeout") or {})
+        if step.timeout is not None:
+            timeouts = {
+                "connect": step.timeout,
+                "read": step.timeout,
+                "write": step.timeout,
+                "pool": step.timeout,
+            }
+        connect = step.connect_timeout
+        if connect is not None:
+            # Whichever is shorter: the cluster's connect timeout or what this attempt has left.
+            current = timeouts.get("connect")
+            timeouts["connect"] = connect if current is None else min(current, connect)
+        extensions["timeout"] = timeouts
     return httpx.Request(request.method, url, headers=out, stream=request.stream, extensions=extensions)
 
 
@@ -97,6 +133,16 @@ def _classify(exc: httpx.TransportError) -> Failure:
 def _outcome(response: httpx.Response) -> Outcome:
     grpc = response.headers.get("grpc-status")
     return Outcome(status=response.status_code, grpc_status=int(grpc) if grpc and grpc.isdigit() else None)
+
+
+def _injected(response: httpx.Response) -> bool:
+    return FAULT_HEADER in response.headers
+
+
+def _note_fault(plan: CallPlan, response: httpx.Response) -> None:
+    # The request being served (if any) met an injected fault: here, or marked by the next hop.
+    if "FI" in plan.response_flags.split(",") or FAULT_HEADER in response.headers:
+        note_injected_fault()
 
 
 def _local(request: httpx.Request, plan: CallPlan, step: Reply) -> httpx.Response:
@@ -213,7 +259,11 @@ class MeshTransport(httpx.BaseTransport):
         tracer = mesh.tracer
         span = (
             tracer.start_client_span(
-                method=request.method, url=str(request.url), host=call.host, port=call.target_port
+                method=request.method,
+                url=str(request.url),
+                host=call.host,
+                port=call.target_port,
+                parent=_span_parent(request),
             )
             if tracer is not None
             else None
@@ -247,9 +297,16 @@ class MeshTransport(httpx.BaseTransport):
         status = 0
         try:
             result = drive(
-                plan, send=send, reply=lambda s: _local(request, plan, s), deliver=deliver, discard=discard
+                plan,
+                send=send,
+                reply=lambda s: _local(request, plan, s),
+                deliver=deliver,
+                discard=discard,
+                injected=_injected,
             )
             status = result.status_code
+            if status >= 400:
+                _note_fault(plan, result)
         finally:
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)
@@ -291,7 +348,11 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         tracer = mesh.tracer
         span = (
             tracer.start_client_span(
-                method=request.method, url=str(request.url), host=call.host, port=call.target_port
+                method=request.method,
+                url=str(request.url),
+                host=call.host,
+                port=call.target_port,
+                parent=_span_parent(request),
             )
             if tracer is not None
             else None
@@ -339,8 +400,11 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
                 deliver=deliver,
                 discard=discard,
                 sleep=asyncio.sleep,
+                injected=_injected,
             )
             status = result.status_code
+            if status >= 400:
+                _note_fault(plan, result)
         finally:
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)

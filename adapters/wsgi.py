@@ -18,7 +18,7 @@ from typing import Any
 
 from libmesh.mesh import Mesh
 
-from ._server import Inbound, join_headers
+from ._server import FAULT_HEADER, Inbound, join_headers
 
 __all__ = ["MeshMiddleware", "metrics_app"]
 
@@ -100,6 +100,8 @@ class MeshMiddleware:
             inbound.status = int(status.split(" ", 1)[0])
             if peer is not None:
                 response_headers = [*response_headers, (_PEER_HEADER, peer)]
+            if inbound.fault_marked(inbound.status):
+                response_headers = [*response_headers, (FAULT_HEADER, "true")]
             return start_response(status, response_headers, *args)
 
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -98,6 +99,12 @@ class Mesh:
         )
         self._peer = self._local_peer()
         self._peer_header = _encode_peer(self._peer)
+        #: The address outbound calls come from, which ``consistentHash.useSourceIp`` hashes: a sidecar sees
+        #: the pod's IP there, so every call of this workload instance sticks to one endpoint while other
+        #: instances spread. ``INSTANCE_IP``/``POD_IP`` (Kubernetes' downward API), else the host name.
+        self.source_address: str = (
+            os.environ.get("INSTANCE_IP") or os.environ.get("POD_IP") or socket.gethostname() or "127.0.0.1"
+        )
 
     # --- construction --------------------------------------------------------------------------------------
 

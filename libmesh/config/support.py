@@ -59,6 +59,12 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "TCPSettings.max_connection_duration": (Support.NOT_YET, _POOL),
     "TCPSettings.idle_timeout": (Support.NOT_YET, _POOL),
     "HTTPSettings.h2_upgrade_policy": (Support.NOT_YET, _POOL),
+    "HTTPSettings.max_requests_per_connection": (Support.NOT_YET, _POOL),
+    "HTTPSettings.idle_timeout": (Support.NOT_YET, _POOL),
+    "TCPSettings.max_connections": (
+        Support.PARTIAL,
+        "counts requests beyond it as pending for http1MaxPendingRequests; the client pool itself is not capped",
+    ),
     "HTTPSettings.use_client_protocol": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_concurrent_streams": (Support.NOT_YET, _POOL),
     "HTTPSettings.http2_keep_alive": (Support.NOT_YET, _POOL),

@@ -17,6 +17,7 @@ budget) -> circuit breaker -> endpoint pick (load balancer over outlier-healthy 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ _RESET_BODY = (
 _TIMEOUT_BODY = b"upstream request timeout"
 _NO_HEALTHY_BODY = b"no healthy upstream"
 _FAULT_BODY = b"fault filter abort"
+# Istio's connect timeout for every cluster unless a DestinationRule sets tcp.connectTimeout.
+_DEFAULT_CONNECT_TIMEOUT = 10.0
+# Envoy's ResponseFlagUtils order: a call's flags are always printed in this sequence.
+# fmt: off
+_ENVOY_FLAG_ORDER = (
+    "LH", "UH", "UT", "LR", "UR", "UF", "UC", "UO", "NR", "DI", "FI", "RL", "UAEX", "RLSE", "DC", "URX",
+    "SI", "IH", "DPE", "UMSDR", "RFCF", "NFCF", "DT", "UPE", "NC", "OM", "DF",
+)
+# fmt: on
+_FLAG_ORDER = {name: i for i, name in enumerate(_ENVOY_FLAG_ORDER)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +63,8 @@ class Send:
     passthrough); ``authority`` is the Host header to send; ``path`` the (rewritten) path with query;
     ``headers`` the request header edits (already merged: route, destination, propagated context);
     ``timeout`` the seconds this attempt may take (``None``: no limit); ``mirrors`` shadow copies to fire and
-    forget (first attempt only)."""
+    forget (first attempt only); ``connect_timeout`` the seconds connecting may take (the DestinationRule's
+    ``tcp.connectTimeout``, Istio's 10 s by default)."""
 
     host: str
     port: int
@@ -63,6 +75,7 @@ class Send:
     endpoint: Endpoint | None
     attempt: int
     mirrors: tuple[MirrorSend, ...] = ()
+    connect_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +129,9 @@ class CallPlan:
         "_flags",
         "_holding_request",
         "_holding_retry",
+        "_in_flight",
         "_pending_attempt",
+        "_recorded",
         "_retry",
         "body_replayable",
         "call",
@@ -147,6 +162,8 @@ class CallPlan:
         self._holding_request = False
         self._holding_retry = False
         self._pending_attempt = False
+        self._in_flight = False
+        self._recorded = False
 
     # --- steps ----------------------------------------------------------------------------------------------
 
@@ -226,6 +243,7 @@ class CallPlan:
                 return self._reply(503, _NO_HEALTHY_BODY, Flag.NO_HEALTHY_UPSTREAM)
             host, port = endpoint.address, endpoint.port
             cluster.start(endpoint)
+            self._in_flight = True
         self.endpoint = endpoint
         timeout = self._attempt_timeout()
         return Send(
@@ -238,13 +256,17 @@ class CallPlan:
             endpoint=endpoint,
             attempt=self._retry.attempts + 1,
             mirrors=self._mirrors() if first and self.body_replayable else (),
+            connect_timeout=cluster.policy.pool.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
         )
 
-    def sent(self, outcome: Outcome) -> Step:
-        """The step after an attempt ended with ``outcome`` (a response's status, or a transport failure)."""
+    def sent(self, outcome: Outcome, *, fault_injected: bool = False) -> Step:
+        """The step after an attempt ended with ``outcome`` (a response's status, or a transport failure).
+        ``fault_injected``: the response says it is the result of a fault injected further down the call
+        chain, which is never retried (Istio issue #25160)."""
         cluster, retry = self._cluster, self._retry
         assert cluster is not None and retry is not None
-        if self.endpoint is not None:
+        if self.endpoint is not None and self._in_flight:
+            self._in_flight = False
             cluster.finish(self.endpoint, outcome)
         self._release()
         now = self.mesh.clock()
@@ -256,12 +278,13 @@ class CallPlan:
             outcome,
             endpoint=self.endpoint.key if self.endpoint is not None else None,
             body_replayable=self.body_replayable,
-            fault_injected=False,
+            fault_injected=fault_injected,
             deadline_remaining=remaining,
         )
         if decision.retry:
             if not cluster.acquire_retry():
-                return self._final(outcome, Flag.NONE)
+                # Envoy flags a retry refused by maxRetries or the retry budget as an overflow.
+                return self._final(outcome, Flag.UPSTREAM_OVERFLOW)
             self._holding_retry = True
             if decision.after > 0:
                 self._pending_attempt = True
@@ -273,16 +296,12 @@ class CallPlan:
         if flag is not Flag.NONE:
             self._flags.append(flag)
         if outcome.failure is not None:
-            exhausted = flag is Flag.UPSTREAM_RETRY_LIMIT_EXCEEDED
+            # The failure's own flag stays next to URX/UO, as Envoy reports "UF,URX" or "UT,URX".
             if outcome.failure is Failure.TIMEOUT:
                 return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
             if outcome.failure is Failure.CONNECT:
-                return self._reply(
-                    503, _CONNECT_BODY, Flag.NONE if exhausted else Flag.UPSTREAM_CONNECTION_FAILURE
-                )
-            return self._reply(
-                503, _RESET_BODY, Flag.NONE if exhausted else Flag.UPSTREAM_CONNECTION_TERMINATION
-            )
+                return self._reply(503, _CONNECT_BODY, Flag.UPSTREAM_CONNECTION_FAILURE)
+            return self._reply(503, _RESET_BODY, Flag.UPSTREAM_CONNECTION_TERMINATION)
         self._finish_flags()
         route = self.decision.response_headers
         dest = self._destination.headers_response if self._destination is not None else HeaderOps()
@@ -302,12 +321,14 @@ class CallPlan:
         return Reply(status, body, {}, grpc_status, self.response_flags)
 
     def _finish_flags(self) -> None:
-        # Envoy lists flags in a fixed order, comma separated; libmesh keeps the order they happened in.
-        seen: list[str] = []
-        for f in self._flags:
-            if f not in seen:
-                seen.append(str(f))
-        self.response_flags = ",".join(seen) if seen else "-"
+        flags = self._flags
+        if not flags:
+            self.response_flags = "-"
+            return
+        # Envoy prints the flags in one fixed order whatever order they were set in, so "DI,FI" and
+        # "UF,URX" read (and match in PromQL) the same as a sidecar's.
+        names = sorted({str(f) for f in flags}, key=lambda f: _FLAG_ORDER.get(f, len(_FLAG_ORDER)))
+        self.response_flags = ",".join(names)
 
     def _release(self) -> None:
         if self._holding_request and self._cluster is not None:
@@ -373,7 +394,27 @@ class CallPlan:
         """The call is over: record it once (metrics, access log). ``peer`` is the destination's identity
         header from the response, when it sent one."""
         self._release()
-        self.mesh.record_outbound(self, status, request_bytes, response_bytes, peer)
+        if not self._recorded:
+            self._recorded = True
+            self.mesh.record_outbound(self, status, request_bytes, response_bytes, peer)
+
+    def abandon(self) -> None:
+        """The caller went away before the call ended (its task was cancelled, or an exception escaped the
+        adapter): give back the endpoint and the circuit-breaker slots the call holds, so they do not leak,
+        and record it once as Envoy records a downstream disconnect (response code 0, flag ``DC``). An
+        attempt cut short this way tells outlier detection nothing."""
+        if self._in_flight and self._cluster is not None and self.endpoint is not None:
+            self._in_flight = False
+            self._cluster.finish(self.endpoint, None)
+        self._release()
+        if not self._recorded:
+            self._flags.append(Flag.DOWNSTREAM_CONNECTION_TERMINATION)
+            self._finish_flags()
+            self.done(0)
+
+
+def _injected(injected: Callable[[R], bool] | None, response: R | None) -> bool:
+    return injected is not None and response is not None and injected(response)
 
 
 def _shadow_authority(authority: str) -> str:
@@ -391,30 +432,40 @@ def drive(
     deliver: Callable[[R, Deliver], R],
     discard: Callable[[R], None],
     sleep: Callable[[float], None] = time.sleep,
+    injected: Callable[[R], bool] | None = None,
 ) -> R:
     """Run ``plan`` with blocking I/O: ``send`` performs an attempt and returns its outcome and response
     (it must not raise for transport errors: it reports them as an :class:`Outcome` failure and returns a
     placeholder), ``reply`` makes a local response, ``deliver`` finalises the upstream response, ``discard``
-    releases a response that will be retried."""
-    step = plan.first()
+    releases a response that will be retried, ``injected`` (optional) tells whether a response reports a fault
+    injected further down the chain. If anything raises meanwhile, the plan is abandoned (see
+    :meth:`CallPlan.abandon`) and the exception propagates."""
     last: R | None = None
-    while True:
-        if isinstance(step, Sleep):
-            sleep(step.seconds)
-            step = plan.resume()
-        elif isinstance(step, Send):
-            if last is not None:
-                discard(last)
-                last = None
-            outcome, last = send(step)
-            step = plan.sent(outcome)
-        elif isinstance(step, Reply):
-            if last is not None:
-                discard(last)
-            return reply(step)
-        else:
-            assert last is not None
-            return deliver(last, step)
+    try:
+        step = plan.first()
+        while True:
+            if isinstance(step, Sleep):
+                sleep(step.seconds)
+                step = plan.resume()
+            elif isinstance(step, Send):
+                if last is not None:
+                    discard(last)
+                    last = None
+                outcome, last = send(step)
+                step = plan.sent(outcome, fault_injected=_injected(injected, last))
+            elif isinstance(step, Reply):
+                if last is not None:
+                    discard(last)
+                    last = None
+                return reply(step)
+            else:
+                assert last is not None
+                return deliver(last, step)
+    except BaseException:
+        plan.abandon()
+        if last is not None:
+            discard(last)
+        raise
 
 
 async def drive_async(
@@ -425,24 +476,35 @@ async def drive_async(
     deliver: Callable[[R, Deliver], R],
     discard: Callable[[R], Awaitable[None]],
     sleep: Callable[[float], Awaitable[None]],
+    injected: Callable[[R], bool] | None = None,
 ) -> R:
-    """The asyncio twin of :func:`drive`; the decisions are the same, only waiting differs."""
-    step = plan.first()
+    """The asyncio twin of :func:`drive`; the decisions are the same, only waiting differs. A cancelled
+    call abandons its plan, so its circuit-breaker slots and endpoint count are given back."""
     last: R | None = None
-    while True:
-        if isinstance(step, Sleep):
-            await sleep(step.seconds)
-            step = plan.resume()
-        elif isinstance(step, Send):
-            if last is not None:
+    try:
+        step = plan.first()
+        while True:
+            if isinstance(step, Sleep):
+                await sleep(step.seconds)
+                step = plan.resume()
+            elif isinstance(step, Send):
+                if last is not None:
+                    await discard(last)
+                    last = None
+                outcome, last = await send(step)
+                step = plan.sent(outcome, fault_injected=_injected(injected, last))
+            elif isinstance(step, Reply):
+                if last is not None:
+                    await discard(last)
+                    last = None
+                return reply(step)
+            else:
+                assert last is not None
+                return deliver(last, step)
+    except BaseException:
+        plan.abandon()
+        if last is not None:
+            # Closing only returns the connection to the pool; a second cancellation may interrupt it.
+            with contextlib.suppress(BaseException):
                 await discard(last)
-                last = None
-            outcome, last = await send(step)
-            step = plan.sent(outcome)
-        elif isinstance(step, Reply):
-            if last is not None:
-                await discard(last)
-            return reply(step)
-        else:
-            assert last is not None
-            return deliver(last, step)
+        raise
