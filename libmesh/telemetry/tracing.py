@@ -236,7 +236,9 @@ class Tracer:
         """Write ``traceparent``/``tracestate``/``baggage`` for ``span`` (or a context; the current one when
         ``None``) into outbound ``headers``, replacing any inbound values already there."""
         for name in self._fields:
-            headers.pop(name, None)
+            # Membership first: ``pop`` on a case-insensitive header map looks the name up twice.
+            if name in headers:
+                del headers[name]
         if isinstance(span, MeshSpan):
             ctx = span.context
             span_context = span.span.get_span_context()
