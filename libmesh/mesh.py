@@ -318,11 +318,16 @@ class Mesh:
         return (ep.address, ep.port) if ep is not None else None
 
     def retry_budget(self, host: str) -> RetryBudget | None:
-        """The request-rate retry budget of destination ``host`` (MeshConfig ``retryBudget``; on by default
-        with 20 % of requests + 10 retries/s over 10 s)."""
+        """The request-rate retry budget of destination ``host``, when MeshConfig sets ``retryBudget`` (its
+        fields default to 20 % of requests + 10 retries/s over 10 s); ``None`` without one, as in Istio,
+        which has no such budget: retries are then bounded by the route's attempts and the
+        DestinationRule's ``maxRetries``/``retryBudget`` only."""
+        settings = self.mesh_config.retry_budget
+        if settings is None:
+            return None
         budget = self._budgets.get(host)
-        if budget is None and host not in self._budgets:
-            budget = RetryBudget.from_settings(self.mesh_config.retry_budget, clock=self.clock)
+        if budget is None:
+            budget = RetryBudget.from_settings(settings, clock=self.clock)
             self._budgets[host] = budget
         return budget
 

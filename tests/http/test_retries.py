@@ -58,8 +58,9 @@ spec:
 """
 
 
-# Retries in the acceptance scenarios may reach one per request; the default budget (20 % + 10/s) would
-# rightly cap them, which test_default_budget_caps_retries_under_a_sustained_outage checks on its own.
+# Retries in the acceptance scenarios may reach one per request; a MeshConfig budget at its defaults
+# (20 % + 10/s) would rightly cap them, which test_default_budget_caps_retries_under_a_sustained_outage
+# checks on its own. Without a MeshConfig budget (Istio's behaviour) nothing caps them.
 GENEROUS_BUDGET = _budget(100, 10)
 
 
@@ -316,13 +317,26 @@ def test_retry_budget_percent_deposits_per_request(serve: Serve) -> None:
     assert down.count == 20 + 10
 
 
-def test_default_budget_caps_retries_under_a_sustained_outage(serve: Serve) -> None:
-    """No MeshConfig: 20 % of requests + 10 retries/s over 10 s. 150 calls to a dead upstream, each
-    allowed one retry, may add at most 0.2 * 150 + 100 = 130 retries instead of 150."""
+def test_no_request_rate_budget_without_mesh_config(serve: Serve) -> None:
+    """Istio has no request-rate retry budget: without MeshConfig ``retryBudget`` every allowed retry runs."""
     down = Upstream("down", always(503))
     mesh = make_mesh(
         service_entry(HOST, [(serve(down), {"app": "reviews"})]),
         _route("{attempts: 1, retryOn: 5xx, backoff: 1ms}"),
+    )
+    results = call_many(mesh, "sync", [Req(URL)] * 150)
+    assert down.count == 300
+    assert all(r.headers.get(FLAGS_HEADER) == "URX" for r in results)
+
+
+def test_default_budget_caps_retries_under_a_sustained_outage(serve: Serve) -> None:
+    """MeshConfig ``retryBudget: {}``: 20 % of requests + 10 retries/s over 10 s. 150 calls to a dead
+    upstream, each allowed one retry, may add at most 0.2 * 150 + 100 = 130 retries instead of 150."""
+    down = Upstream("down", always(503))
+    mesh = make_mesh(
+        service_entry(HOST, [(serve(down), {"app": "reviews"})]),
+        _route("{attempts: 1, retryOn: 5xx, backoff: 1ms}"),
+        "apiVersion: libmesh.io/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec: {retryBudget: {}}\n",
     )
     results = call_many(mesh, "sync", [Req(URL)] * 150)
     assert 150 + 120 <= down.count <= 150 + 130
