@@ -23,7 +23,7 @@ import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -34,6 +34,9 @@ from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
 
 from ._server import FAULT_HEADER, note_injected_fault
+
+if TYPE_CHECKING:
+    from libmesh.telemetry.tracing import MeshSpan
 
 __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
 
@@ -238,6 +241,24 @@ def _finalise(response: httpx.Response, plan: CallPlan, step: Deliver) -> None:
         response.headers[FLAGS_HEADER] = plan.response_flags
 
 
+def _begin(mesh: Mesh, request: httpx.Request) -> tuple[CallPlan, MeshSpan | None, int]:
+    """What both transports do first: the call's plan, its client span, and the request body's size."""
+    call, own = _call(mesh, request)
+    plan = mesh.plan(call, body_replayable=_replayable(request))
+    tracer = mesh.tracer
+    span = None
+    if tracer is not None:
+        span = tracer.start_client_span(
+            method=request.method,
+            url=str(request.url),
+            host=call.host,
+            port=call.target_port,
+            parent=_span_parent(request, own),
+        )
+    length = own.get("content-length", "")
+    return plan, span, int(length) if length.isdigit() else 0
+
+
 class _CountingStream(httpx.SyncByteStream):
     """Passes the upstream body through, counting bytes, and records the call when it is closed."""
 
@@ -317,23 +338,8 @@ class MeshTransport(httpx.BaseTransport):
         self._mirror_lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        mesh = self.mesh
-        call, own = _call(mesh, request)
-        plan = mesh.plan(call, body_replayable=_replayable(request))
-        tracer = mesh.tracer
-        span = (
-            tracer.start_client_span(
-                method=request.method,
-                url=str(request.url),
-                host=call.host,
-                port=call.target_port,
-                parent=_span_parent(request, own),
-            )
-            if tracer is not None
-            else None
-        )
-        length = own.get("content-length", "")
-        request_bytes = int(length) if length.isdigit() else 0
+        plan, span, request_bytes = _begin(self.mesh, request)
+        tracer = self.mesh.tracer
 
         def send(step: Send) -> tuple[Outcome, httpx.Response]:
             attempt = _attempt_request(request, step, step.path, step.headers)
@@ -407,23 +413,8 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         self._shadow_tasks: set[asyncio.Task[None]] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        mesh = self.mesh
-        call, own = _call(mesh, request)
-        plan = mesh.plan(call, body_replayable=_replayable(request))
-        tracer = mesh.tracer
-        span = (
-            tracer.start_client_span(
-                method=request.method,
-                url=str(request.url),
-                host=call.host,
-                port=call.target_port,
-                parent=_span_parent(request, own),
-            )
-            if tracer is not None
-            else None
-        )
-        length = own.get("content-length", "")
-        request_bytes = int(length) if length.isdigit() else 0
+        plan, span, request_bytes = _begin(self.mesh, request)
+        tracer = self.mesh.tracer
 
         async def send(step: Send) -> tuple[Outcome, httpx.Response]:
             attempt = _attempt_request(request, step, step.path, step.headers)
