@@ -128,11 +128,10 @@ def _attempt_request(
     if isinstance(step, Send):
         timeouts = dict(extensions.get("timeout") or {})
         if step.timeout is not None:
+            # The app's own (shorter) httpx timeouts still apply; the mesh only ever tightens them.
             timeouts = {
-                "connect": step.timeout,
-                "read": step.timeout,
-                "write": step.timeout,
-                "pool": step.timeout,
+                key: step.timeout if timeouts.get(key) is None else min(timeouts[key], step.timeout)
+                for key in ("connect", "read", "write", "pool")
             }
         connect = step.connect_timeout
         if connect is not None:

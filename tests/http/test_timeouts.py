@@ -3,8 +3,12 @@ each attempt; the remaining deadline travels to the next hop and caps the nested
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 
+from libmesh.adapters.httpx import FLAGS_HEADER, MeshTransport
 from libmesh.telemetry.context import DEADLINE_HEADER
 
 from .conftest import Serve
@@ -208,3 +212,18 @@ spec:
         results = call_many(mesh, mode, [Req(URL)] * 2)
     assert [r.status for r in results] == [200] * 2
     assert good.count == 2
+
+
+def test_the_apps_shorter_httpx_timeout_still_applies_under_a_route_timeout(serve: Serve) -> None:
+    """A route timeout only tightens the app's own httpx timeout: 150 ms from the app beats the route's 5 s."""
+    upstream = Upstream("slow", slow(1.0))
+    mesh = make_mesh(
+        service_entry(HOST, [(serve(upstream), {"app": "reviews"})]),
+        _route(extra="\n    timeout: 5s\n    retries: {attempts: 0}"),
+    )
+    with httpx.Client(transport=MeshTransport(mesh), timeout=0.15) as client:
+        started = time.monotonic()
+        response = client.get(URL)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 504 and response.headers[FLAGS_HEADER] == "UT"
+    assert elapsed < 0.8
