@@ -109,8 +109,14 @@ def _rewrite_url(url: httpx.URL, host: str, port: int, path: str) -> httpx.URL:
 
 
 def _attempt_request(
-    request: httpx.Request, step: Send | MirrorSend, path: str, headers: HeaderOps
+    request: httpx.Request,
+    step: Send | MirrorSend,
+    path: str,
+    headers: HeaderOps,
+    trace: dict[str, str] | None = None,
 ) -> httpx.Request:
+    """The request for one attempt (or a mirror): sent to the step's address with the header edits applied,
+    then ``trace`` (the client span's ``traceparent``/``tracestate``/``baggage``) written over them."""
     url = _rewrite_url(request.url, step.host, step.port, path)
     out = request.headers.copy()
     for name in headers.remove:
@@ -122,6 +128,9 @@ def _attempt_request(
         if name in out:
             out[name] = f"{out[name]},{value}"
         else:
+            out[name] = value
+    if trace:
+        for name, value in trace.items():
             out[name] = value
     out["host"] = step.authority
     extensions = dict(request.extensions)
@@ -341,9 +350,12 @@ class MeshTransport(httpx.BaseTransport):
         tracer = self.mesh.tracer
 
         def send(step: Send) -> tuple[Outcome, httpx.Response]:
-            attempt = _attempt_request(request, step, step.path, step.headers)
+            trace: dict[str, str] | None = None
             if tracer is not None:
-                tracer.inject(span, attempt.headers)
+                # Into a plain dict first: editing httpx.Headers costs a scan per name.
+                trace = {}
+                tracer.inject(span, trace)
+            attempt = _attempt_request(request, step, step.path, step.headers, trace)
             if step.mirrors:
                 self._mirror(request, step)
             try:
@@ -416,9 +428,12 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         tracer = self.mesh.tracer
 
         async def send(step: Send) -> tuple[Outcome, httpx.Response]:
-            attempt = _attempt_request(request, step, step.path, step.headers)
+            trace: dict[str, str] | None = None
             if tracer is not None:
-                tracer.inject(span, attempt.headers)
+                # Into a plain dict first: editing httpx.Headers costs a scan per name.
+                trace = {}
+                tracer.inject(span, trace)
+            attempt = _attempt_request(request, step, step.path, step.headers, trace)
             for m in step.mirrors:
                 shadow = _attempt_request(request, m, step.path, step.headers)
                 task = asyncio.ensure_future(self._send_shadow(shadow))
