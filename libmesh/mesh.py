@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config.loader import ConfigSet, load_paths
 from .config.resources import MeshConfig, MeshConfigSpec, OutboundMode
-from .discovery.endpoint import Registry
+from .discovery.endpoint import Endpoint, Registry
 from .discovery.static import StaticRegistry
 from .errors import ConfigError
 from .policy.cluster import Cluster
@@ -82,6 +82,7 @@ class Mesh:
         self._lock = threading.Lock()
         self._clusters: dict[tuple[str, str | None, int], Cluster] = {}
         self._budgets: dict[str, RetryBudget | None] = {}
+        self._endpoint_peers: dict[tuple[str, str], Peer] = {}
         self.config = config or ConfigSet()
         self.mesh_config = self._mesh_config(self.config)
         self.registry: Registry = registry or StaticRegistry.from_config(
@@ -356,19 +357,18 @@ class Mesh:
         if self.metrics is not None:
             from .telemetry.metrics import Peer, Reporter, RequestRecord, decode_peer
 
+            name, namespace = _service_names(host)
             remote = decode_peer(peer)
             if remote is None:
-                ep = plan.endpoint
-                labels: Mapping[str, str] = ep.labels if ep is not None else {}
-                remote = Peer.from_labels(labels, namespace=_service_namespace(host))
+                remote = self._endpoint_peer(plan.endpoint, namespace)
             self.metrics.record(
                 RequestRecord(
                     Reporter.SOURCE,
                     self._peer or Peer(),
                     remote,
                     host,
-                    host.split(".", 1)[0],
-                    _service_namespace(host),
+                    name,
+                    namespace,
                     plan.protocol,
                     status,
                     None,
@@ -401,6 +401,21 @@ class Mesh:
                     route_name=plan.decision.route_name,
                 )
             )
+
+    def _endpoint_peer(self, endpoint: Endpoint | None, namespace: str) -> Peer:
+        """The destination as its endpoint's labels describe it (when it sent no identity header); built
+        once per endpoint, since every call to it would build the same one."""
+        from .telemetry.metrics import Peer
+
+        key = (endpoint.key if endpoint is not None else "", namespace)
+        peer = self._endpoint_peers.get(key)
+        if peer is None:
+            labels: Mapping[str, str] = endpoint.labels if endpoint is not None else {}
+            peer = Peer.from_labels(labels, namespace=namespace)
+            if len(self._endpoint_peers) >= 4096:
+                self._endpoint_peers.clear()
+            self._endpoint_peers[key] = peer
+        return peer
 
     def record_inbound(
         self,
@@ -467,6 +482,20 @@ def _encode_peer(peer: Peer | None) -> str | None:
     from .telemetry.metrics import encode_peer
 
     return encode_peer(peer)
+
+
+_NAMES: dict[str, tuple[str, str]] = {}
+
+
+def _service_names(host: str) -> tuple[str, str]:
+    """``(short name, namespace)`` of a service host, as Istio's ``destination_service_*`` labels show it."""
+    names = _NAMES.get(host)
+    if names is None:
+        names = (host.split(".", 1)[0], _service_namespace(host))
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        _NAMES[host] = names
+    return names
 
 
 def _service_namespace(host: str) -> str:
