@@ -12,7 +12,17 @@ mirroring, header operations, propagation and telemetry::
         await client.get("http://reviews:9080/reviews/1")
 
 Wrapping a transport is httpx's documented seam: pass ``transport=`` to use your own inner transport (TLS
-settings, limits, proxies). Responses the mesh makes itself (no route, fault abort, overflow, timeout...)
+settings, limits, proxies). Without one, each destination whose DestinationRule sizes its connection pool
+gets its own httpx pool, as an Envoy cluster has: ``tcp.maxConnections`` caps its connections,
+``http.idleTimeout`` closes connections idle that long, and ``http.maxRequestsPerConnection: 1`` turns
+keep-alive off (httpx cannot close a connection after any other number of requests, so larger values are
+not applied). The other destinations share one default pool. With your own transport, its pool settings
+stand and these fields are not applied.
+
+The route timeout covers the whole response, body included, as Envoy's does: once the call's deadline has
+passed, reading the rest of the body raises ``httpx.ReadTimeout``.
+
+Responses the mesh makes itself (no route, fault abort, overflow, timeout...)
 carry ``x-libmesh-response-flags`` with Envoy's response flags; so do upstream responses whose call set a
 flag (``URX``, ``DI``).
 """
@@ -21,9 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
@@ -36,6 +46,7 @@ from libmesh.routing.decision import HeaderOps
 from ._server import FAULT_HEADER, note_injected_fault
 
 if TYPE_CHECKING:
+    from libmesh.routing.policy import PoolSettings
     from libmesh.telemetry.tracing import MeshSpan
 
 __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
@@ -44,6 +55,76 @@ __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
 FLAGS_HEADER = "x-libmesh-response-flags"
 _PEER_HEADER = "x-libmesh-peer"
 _PLACEHOLDER: Any = None
+_BODY_TIMEOUT = "the route timeout passed while the response body was being read"
+T = TypeVar("T")
+
+
+def _pool_limits(pool: PoolSettings | None) -> httpx.Limits | None:
+    """The httpx pool limits a cluster's connection-pool settings ask for, or ``None`` when it sets none of
+    the knobs an httpx pool has (the cluster then shares the default pool)."""
+    if pool is None:
+        return None
+    # Istio cannot tell 0 from unset and treats both as "no limit".
+    connections = pool.max_connections or None
+    idle = pool.idle_timeout
+    one_per_connection = pool.max_requests_per_connection == 1
+    if connections is None and idle is None and not one_per_connection:
+        return None
+    default = httpx.Limits()
+    keepalive = connections if connections is not None else default.max_keepalive_connections
+    return httpx.Limits(
+        max_connections=connections if connections is not None else default.max_connections,
+        # No idle connection is kept, so each connection carries a single request.
+        max_keepalive_connections=0 if one_per_connection else keepalive,
+        keepalive_expiry=idle if idle is not None else default.keepalive_expiry,
+    )
+
+
+class _Pools(Generic[T]):
+    """The inner transports of a mesh transport: the default one, and one per cluster whose DestinationRule
+    sizes its connection pool. ``make`` builds a transport with given limits; ``None`` (the app passed its
+    own transport) sends everything through the default one."""
+
+    def __init__(self, default: T, make: Callable[[httpx.Limits], T] | None) -> None:
+        self.default: T = default
+        self._make: Callable[[httpx.Limits], T] | None = make
+        # cluster name -> (the cluster's pool settings object, the limits made from it, its transport)
+        self._by_cluster: dict[str, tuple[PoolSettings, httpx.Limits | None, T]] = {}
+        self._made: list[T] = []
+        self._lock = threading.Lock()
+
+    def get(self, step: Send) -> T:
+        """The transport for ``step``'s cluster."""
+        pool, name = step.pool, step.cluster_name
+        if self._make is None or pool is None or name is None:
+            return self.default
+        entry = self._by_cluster.get(name)
+        # A cluster keeps its settings object for its life, so the identity check is the common case.
+        if entry is not None and entry[0] is pool:
+            return entry[2]
+        return self._add(name, pool)
+
+    def _add(self, name: str, pool: PoolSettings) -> T:
+        assert self._make is not None
+        limits = _pool_limits(pool)
+        with self._lock:
+            entry = self._by_cluster.get(name)
+            if entry is not None and entry[1] == limits:
+                # The cluster was rebuilt (new config) with the same pool limits: keep its connections.
+                transport = entry[2]
+            elif limits is None:
+                transport = self.default
+            else:
+                # A transport replaced here may still carry responses being read: it is closed with the rest.
+                transport = self._make(limits)
+                self._made.append(transport)
+            self._by_cluster[name] = (pool, limits, transport)
+            return transport
+
+    def all(self) -> list[T]:
+        """Every transport to close: the default one and those made for clusters."""
+        with self._lock:
+            return [self.default, *self._made]
 
 
 def _call(mesh: Mesh, request: httpx.Request) -> tuple[Call, dict[str, str]]:
@@ -282,7 +363,18 @@ class _CountingStream(httpx.SyncByteStream):
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
+        deadline = self._plan.deadline
+        if deadline is None:
+            for chunk in self._inner:
+                self._bytes += len(chunk)
+                yield chunk
+            return
+        # Each blocking read is already bounded by the attempt's read timeout (what the call had left when
+        # the attempt began); the call's own deadline is enforced between reads.
+        clock = self._plan.mesh.clock
         for chunk in self._inner:
+            if clock() >= deadline:
+                raise httpx.ReadTimeout(_BODY_TIMEOUT)
             self._bytes += len(chunk)
             yield chunk
 
@@ -315,7 +407,26 @@ class _AsyncCountingStream(httpx.AsyncByteStream):
         self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
+        deadline = self._plan.deadline
+        if deadline is None:
+            async for chunk in self._inner:
+                self._bytes += len(chunk)
+                yield chunk
+            return
+        clock = self._plan.mesh.clock
+        chunks = self._inner.__aiter__()
+        while True:
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise httpx.ReadTimeout(_BODY_TIMEOUT)
+            try:
+                # Only the read is under the timeout: the consumer runs outside it, between yields.
+                async with asyncio.timeout(remaining):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise httpx.ReadTimeout(_BODY_TIMEOUT) from None
             self._bytes += len(chunk)
             yield chunk
 
@@ -336,12 +447,16 @@ class _AsyncCountingStream(httpx.AsyncByteStream):
 class MeshTransport(httpx.BaseTransport):
     """A sync httpx transport applying the mesh's policy to every request (see the module docstring).
 
-    ``transport`` is the inner transport that really sends (default: ``httpx.HTTPTransport()``).
+    ``transport`` is the inner transport that really sends (default: ``httpx.HTTPTransport()``, plus one per
+    destination whose DestinationRule sizes its connection pool).
     """
 
     def __init__(self, mesh: Mesh, transport: httpx.BaseTransport | None = None) -> None:
         self.mesh = mesh
         self._inner = transport or httpx.HTTPTransport()
+        self._pools: _Pools[httpx.BaseTransport] = _Pools(
+            self._inner, None if transport is not None else _sync_transport
+        )
         self._mirror_pool: ThreadPoolExecutor | None = None
         self._mirror_lock = threading.Lock()
 
@@ -359,7 +474,7 @@ class MeshTransport(httpx.BaseTransport):
             if step.mirrors:
                 self._mirror(request, step)
             try:
-                response = self._inner.handle_request(attempt)
+                response = self._pools.get(step).handle_request(attempt)
             except httpx.TransportError as e:
                 return Outcome(failure=_classify(e)), _PLACEHOLDER
             return _outcome(response), response
@@ -412,7 +527,8 @@ class MeshTransport(httpx.BaseTransport):
     def close(self) -> None:
         if self._mirror_pool is not None:
             self._mirror_pool.shutdown(wait=False)
-        self._inner.close()
+        for transport in self._pools.all():
+            transport.close()
 
 
 class AsyncMeshTransport(httpx.AsyncBaseTransport):
@@ -421,6 +537,9 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
     def __init__(self, mesh: Mesh, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.mesh = mesh
         self._inner = transport or httpx.AsyncHTTPTransport()
+        self._pools: _Pools[httpx.AsyncBaseTransport] = _Pools(
+            self._inner, None if transport is not None else _async_transport
+        )
         self._shadow_tasks: set[asyncio.Task[None]] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -439,11 +558,12 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
                 task = asyncio.ensure_future(self._send_shadow(shadow))
                 self._shadow_tasks.add(task)
                 task.add_done_callback(self._shadow_tasks.discard)
+            inner = self._pools.get(step)
             try:
                 if step.timeout is not None:
-                    response = await asyncio.wait_for(self._inner.handle_async_request(attempt), step.timeout)
+                    response = await asyncio.wait_for(inner.handle_async_request(attempt), step.timeout)
                 else:
-                    response = await self._inner.handle_async_request(attempt)
+                    response = await inner.handle_async_request(attempt)
             except TimeoutError:
                 return Outcome(failure=Failure.TIMEOUT), _PLACEHOLDER
             except httpx.TransportError as e:
@@ -489,4 +609,13 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             return
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        for transport in self._pools.all():
+            await transport.aclose()
+
+
+def _sync_transport(limits: httpx.Limits) -> httpx.BaseTransport:
+    return httpx.HTTPTransport(limits=limits)
+
+
+def _async_transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=limits)

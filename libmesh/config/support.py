@@ -59,11 +59,21 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "TCPSettings.max_connection_duration": (Support.NOT_YET, _POOL),
     "TCPSettings.idle_timeout": (Support.NOT_YET, _POOL),
     "HTTPSettings.h2_upgrade_policy": (Support.NOT_YET, _POOL),
-    "HTTPSettings.max_requests_per_connection": (Support.NOT_YET, _POOL),
-    "HTTPSettings.idle_timeout": (Support.NOT_YET, _POOL),
+    "HTTPSettings.max_requests_per_connection": (
+        Support.PARTIAL,
+        "only 1 is enforced (keep-alive off in the httpx client's pool for the destination); httpx cannot "
+        "close a connection after any other number of requests",
+    ),
+    "HTTPSettings.idle_timeout": (
+        Support.PARTIAL,
+        "closes the httpx client's idle connections to the destination; not applied to a transport the app "
+        "passes itself with transport=",
+    ),
     "TCPSettings.max_connections": (
         Support.PARTIAL,
-        "counts requests beyond it as pending for http1MaxPendingRequests; the client pool itself is not capped",
+        "caps the httpx client's connections to the destination (per MeshTransport, not per process; not "
+        "applied to a transport the app passes itself with transport=); requests beyond it count as pending "
+        "for http1MaxPendingRequests",
     ),
     "HTTPSettings.use_client_protocol": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_concurrent_streams": (Support.NOT_YET, _POOL),

@@ -31,6 +31,7 @@ from .retry import RetryState
 
 if TYPE_CHECKING:
     from ..mesh import Mesh
+    from ..routing.policy import PoolSettings
     from .cluster import Cluster
 
 __all__ = ["CallPlan", "Deliver", "Reply", "Send", "Sleep", "Step", "drive", "drive_async"]
@@ -64,7 +65,9 @@ class Send:
     ``headers`` the request header edits (already merged: route, destination, propagated context);
     ``timeout`` the seconds this attempt may take (``None``: no limit); ``mirrors`` shadow copies to fire and
     forget (first attempt only); ``connect_timeout`` the seconds connecting may take (the DestinationRule's
-    ``tcp.connectTimeout``, Istio's 10 s by default)."""
+    ``tcp.connectTimeout``, Istio's 10 s by default); ``cluster_name`` the Envoy-style name of the cluster and
+    ``pool`` its connection-pool settings (the same object for the cluster's life), so an adapter can keep one
+    connection pool per cluster."""
 
     host: str
     port: int
@@ -76,6 +79,8 @@ class Send:
     attempt: int
     mirrors: tuple[MirrorSend, ...] = ()
     connect_timeout: float | None = None
+    cluster_name: str | None = None
+    pool: PoolSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +262,8 @@ class CallPlan:
             attempt=self._retry.attempts + 1,
             mirrors=self._mirrors() if first and self.body_replayable else (),
             connect_timeout=cluster.policy.pool.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
+            cluster_name=cluster.name,
+            pool=cluster.policy.pool,
         )
 
     def sent(self, outcome: Outcome, *, fault_injected: bool = False) -> Step:
