@@ -39,7 +39,7 @@ import httpx
 
 from libmesh.mesh import Mesh
 from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, drive, drive_async
-from libmesh.policy.outcome import Failure, Outcome
+from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
 
@@ -372,11 +372,15 @@ class _CountingStream(httpx.SyncByteStream):
         # Each blocking read is already bounded by the attempt's read timeout (what the call had left when
         # the attempt began); the call's own deadline is enforced between reads.
         clock = self._plan.mesh.clock
-        for chunk in self._inner:
-            if clock() >= deadline:
-                raise httpx.ReadTimeout(_BODY_TIMEOUT)
-            self._bytes += len(chunk)
-            yield chunk
+        try:
+            for chunk in self._inner:
+                if clock() >= deadline:
+                    raise httpx.ReadTimeout(_BODY_TIMEOUT)
+                self._bytes += len(chunk)
+                yield chunk
+        except httpx.TimeoutException:
+            self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
+            raise
 
     def close(self) -> None:
         try:
@@ -418,6 +422,7 @@ class _AsyncCountingStream(httpx.AsyncByteStream):
         while True:
             remaining = deadline - clock()
             if remaining <= 0:
+                self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
                 raise httpx.ReadTimeout(_BODY_TIMEOUT)
             try:
                 # Only the read is under the timeout: the consumer runs outside it, between yields.
@@ -426,6 +431,7 @@ class _AsyncCountingStream(httpx.AsyncByteStream):
             except StopAsyncIteration:
                 return
             except TimeoutError:
+                self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
                 raise httpx.ReadTimeout(_BODY_TIMEOUT) from None
             self._bytes += len(chunk)
             yield chunk

@@ -327,6 +327,12 @@ class CallPlan:
         self._finish_flags()
         return Reply(status, body, {}, grpc_status, self.response_flags)
 
+    def flag(self, flag: Flag) -> None:
+        """Add a response flag after the response was delivered (e.g. ``UT`` when the route timeout ends the
+        body), before :meth:`done` records the call."""
+        self._flags.append(flag)
+        self._finish_flags()
+
     def _finish_flags(self) -> None:
         flags = self._flags
         if not flags:

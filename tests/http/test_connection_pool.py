@@ -271,6 +271,9 @@ def test_route_timeout_cuts_a_trickling_body(mode: Mode) -> None:
             run(main())
         elapsed = time.monotonic() - start
         assert 0.3 <= elapsed <= 0.6, elapsed
+        # Recorded once, with Envoy's UT flag, like a timeout before the headers.
+        exposition = mesh.metrics_exposition()[0].decode()
+        assert 'response_flags="UT"' in exposition
     finally:
         upstream.close()
 
