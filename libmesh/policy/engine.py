@@ -27,7 +27,7 @@ from ..discovery.endpoint import Endpoint
 from ..routing.call import Call
 from ..routing.decision import Action, HeaderOps, RouteDecision, WeightedDestination
 from .outcome import Failure, Flag, Outcome
-from .retry import RetryState
+from .retry import RetryState, StopReason
 
 if TYPE_CHECKING:
     from ..mesh import Mesh
@@ -136,6 +136,7 @@ class CallPlan:
         "_holding_retry",
         "_in_flight",
         "_pending_attempt",
+        "_pending_timeout",
         "_recorded",
         "_retry",
         "body_replayable",
@@ -167,6 +168,7 @@ class CallPlan:
         self._holding_request = False
         self._holding_retry = False
         self._pending_attempt = False
+        self._pending_timeout = False
         self._in_flight = False
         self._recorded = False
 
@@ -196,6 +198,9 @@ class CallPlan:
 
     def resume(self) -> Step:
         """The step after a :class:`Sleep`."""
+        if self._pending_timeout:
+            self._pending_timeout = False
+            return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
         if self._pending_attempt:
             self._pending_attempt = False
             return self._attempt(first=False)
@@ -297,6 +302,12 @@ class CallPlan:
                 self._pending_attempt = True
                 return Sleep(decision.after)
             return self._attempt(first=False)
+        if decision.reason is StopReason.NO_TIME and remaining is not None:
+            # Envoy keeps the retry scheduled; the route timeout fires first and answers 504 UT.
+            if remaining <= 0:
+                return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
+            self._pending_timeout = True
+            return Sleep(remaining)
         return self._final(outcome, decision.flag)
 
     def _final(self, outcome: Outcome, flag: Flag) -> Step:

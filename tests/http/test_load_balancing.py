@@ -61,11 +61,13 @@ def test_endpoint_weights_shape_round_robin(serve: Serve) -> None:
 
 def test_least_request_by_default_avoids_the_busy_endpoint(serve: Serve) -> None:
     """Power of two choices on active requests: with 8 calls in flight, the endpoint that holds each
-    request 150 ms gets far fewer of them than the fast ones."""
+    request 150 ms gets far fewer of them than the fast ones. Measured shares: 33-46 of 300 for the slow one
+    against 123-144 for each fast one; round robin or random would give it about 100, which the bound
+    (under half of the least-loaded fast endpoint) rejects with a wide margin on both sides."""
     ups = [Upstream("slow", slow(0.15)), Upstream("fast1"), Upstream("fast2")]
     call_many(_mesh(serve, ups, None), "async", [Req(URL)] * 300, concurrency=8)
     slow_count, *fast = _counts(ups)
-    assert slow_count < min(fast) / 3, _counts(ups)
+    assert slow_count < min(fast) / 2, _counts(ups)
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from .support import (
     Relay,
     Req,
     Upstream,
+    always,
     call,
     call_many,
     first,
@@ -231,3 +232,19 @@ def test_the_apps_shorter_httpx_timeout_still_applies_under_a_route_timeout(serv
         elapsed = time.monotonic() - started
     assert response.status_code == 504 and response.headers[FLAGS_HEADER] == "UT"
     assert elapsed < 0.8
+
+
+def test_a_retry_the_deadline_cuts_off_ends_in_504_ut_at_the_deadline(serve: Serve) -> None:
+    """As Envoy: a retriable 503 whose back-off would outlast the route timeout is not returned at once; the
+    route timeout fires during the back-off and the caller gets 504 UT at the deadline."""
+    failing = Upstream("failing", always(503))
+    mesh = make_mesh(
+        service_entry(HOST, [(serve(failing), {"app": "reviews"})]),
+        _route(extra="\n    timeout: 300ms\n    retries: {attempts: 5, retryOn: 5xx, backoff: 10s}"),
+    )
+    with httpx.Client(transport=MeshTransport(mesh)) as client:
+        started = time.monotonic()
+        response = client.get(URL)
+        elapsed = time.monotonic() - started
+    assert (response.status_code, response.headers[FLAGS_HEADER]) == (504, "UT")
+    assert 0.3 <= elapsed <= 0.7, elapsed
