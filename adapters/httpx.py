@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
@@ -55,6 +56,8 @@ __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
 FLAGS_HEADER = "x-libmesh-response-flags"
 _PEER_HEADER = "x-libmesh-peer"
 _PLACEHOLDER: Any = None
+#: Seconds ``close()`` waits for mirrored copies still in flight.
+_MIRROR_DRAIN = 1.0
 _BODY_TIMEOUT = "the route timeout passed while the response body was being read"
 T = TypeVar("T")
 
@@ -464,6 +467,7 @@ class MeshTransport(httpx.BaseTransport):
             self._inner, None if transport is not None else _sync_transport
         )
         self._mirror_pool: ThreadPoolExecutor | None = None
+        self._mirrors_in_flight: set[Future[None]] = set()
         self._mirror_lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -522,7 +526,14 @@ class MeshTransport(httpx.BaseTransport):
             pool = self._mirror_pool
         for m in step.mirrors:
             shadow = _attempt_request(request, m, step.path, step.headers)
-            pool.submit(self._send_shadow, shadow)
+            future = pool.submit(self._send_shadow, shadow)
+            with self._mirror_lock:
+                self._mirrors_in_flight.add(future)
+            future.add_done_callback(self._mirror_done)
+
+    def _mirror_done(self, future: Future[None]) -> None:
+        with self._mirror_lock:
+            self._mirrors_in_flight.discard(future)
 
     def _send_shadow(self, request: httpx.Request) -> None:
         try:
@@ -531,6 +542,11 @@ class MeshTransport(httpx.BaseTransport):
             return
 
     def close(self) -> None:
+        # Mirrored copies still on their way get a moment to finish (Envoy drains them too), never more.
+        with self._mirror_lock:
+            pending = list(self._mirrors_in_flight)
+        if pending:
+            futures_wait(pending, timeout=_MIRROR_DRAIN)
         if self._mirror_pool is not None:
             self._mirror_pool.shutdown(wait=False)
         for transport in self._pools.all():
@@ -615,6 +631,8 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             return
 
     async def aclose(self) -> None:
+        if self._shadow_tasks:
+            await asyncio.wait(list(self._shadow_tasks), timeout=_MIRROR_DRAIN)
         for transport in self._pools.all():
             await transport.aclose()
 

@@ -384,3 +384,22 @@ def _settled(upstream: Upstream, quiet: float = 0.1) -> Callable[[], bool]:
         return now - last[1] >= quiet
 
     return check
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_closing_the_client_lets_mirrored_copies_in_flight_arrive(serve: Serve, mode: Mode) -> None:
+    """The client closes right after its calls; the shadow copies, slower than the primary, still arrive
+    (close waits for them, briefly)."""
+    v1 = Upstream("v1")
+    v2 = Upstream("v2", slow(0.2))
+    entry = service_entry(
+        "reviews.default.svc.cluster.local",
+        [(serve(v1), {"app": "reviews", "version": "v1"}), (serve(v2), {"app": "reviews", "version": "v2"})],
+    )
+    vs = _vs("""
+  - route: [{destination: {host: reviews, subset: v1}}]
+    mirror: {host: reviews, subset: v2}
+""")
+    results = call_many(make_mesh(entry, SUBSETS, vs), mode, [Req(f"{REVIEWS}/m")] * 3)
+    assert all(r.upstream == "v1" for r in results)
+    assert v2.count == 3
