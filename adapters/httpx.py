@@ -351,19 +351,34 @@ def _begin(mesh: Mesh, request: httpx.Request) -> tuple[CallPlan, MeshSpan | Non
     return plan, span, int(length) if length.isdigit() else 0
 
 
-class _CountingStream(httpx.SyncByteStream):
-    """Passes the upstream body through, counting bytes, and records the call when it is closed."""
+class _Metered:
+    """What both counting streams share: the call's plan, the bytes seen so far, and recording the call once
+    when the body is closed."""
 
-    def __init__(
-        self, inner: httpx.SyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
-    ):
-        self._inner = inner
+    def __init__(self, plan: CallPlan, status: int, request_bytes: int, peer: str | None) -> None:
         self._plan = plan
         self._status = status
         self._request_bytes = request_bytes
         self._peer = peer
         self._bytes = 0
         self._done = False
+
+    def _record(self) -> None:
+        if not self._done:
+            self._done = True
+            self._plan.done(
+                self._status, request_bytes=self._request_bytes, response_bytes=self._bytes, peer=self._peer
+            )
+
+
+class _CountingStream(_Metered, httpx.SyncByteStream):
+    """Passes the upstream body through, counting bytes, and records the call when it is closed."""
+
+    def __init__(
+        self, inner: httpx.SyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
+    ):
+        _Metered.__init__(self, plan, status, request_bytes, peer)
+        self._inner = inner
 
     def __iter__(self) -> Iterator[bytes]:
         deadline = self._plan.deadline
@@ -389,29 +404,17 @@ class _CountingStream(httpx.SyncByteStream):
         try:
             self._inner.close()
         finally:
-            if not self._done:
-                self._done = True
-                self._plan.done(
-                    self._status,
-                    request_bytes=self._request_bytes,
-                    response_bytes=self._bytes,
-                    peer=self._peer,
-                )
+            self._record()
 
 
-class _AsyncCountingStream(httpx.AsyncByteStream):
+class _AsyncCountingStream(_Metered, httpx.AsyncByteStream):
     """The asyncio twin of :class:`_CountingStream`."""
 
     def __init__(
         self, inner: httpx.AsyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
     ):
+        _Metered.__init__(self, plan, status, request_bytes, peer)
         self._inner = inner
-        self._plan = plan
-        self._status = status
-        self._request_bytes = request_bytes
-        self._peer = peer
-        self._bytes = 0
-        self._done = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         deadline = self._plan.deadline
@@ -443,14 +446,7 @@ class _AsyncCountingStream(httpx.AsyncByteStream):
         try:
             await self._inner.aclose()
         finally:
-            if not self._done:
-                self._done = True
-                self._plan.done(
-                    self._status,
-                    request_bytes=self._request_bytes,
-                    response_bytes=self._bytes,
-                    peer=self._peer,
-                )
+            self._record()
 
 
 class MeshTransport(httpx.BaseTransport):
