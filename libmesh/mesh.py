@@ -288,20 +288,17 @@ class Mesh:
         return otp.mode if otp is not None and otp.mode is not None else OutboundMode.ALLOW_ANY
 
     def _registry_knows(self, host: str, port: int) -> bool:
-        service = getattr(self.registry, "service", None)
-        return service is not None and service(host, port) is not None
+        return self.registry.service(host, port) is not None
 
     def _is_passthrough(self, host: str, port: int) -> bool:
-        service = getattr(self.registry, "service", None)
-        info = service(host, port) if service is not None else None
-        return bool(info is not None and getattr(info, "passthrough", False))
+        info = self.registry.service(host, port)
+        return info is not None and info.passthrough
 
     def passthrough_address(self, host: str, call: Call) -> tuple[str, int]:
         """Where a passthrough attempt connects: the host the caller named, on the service's target port
         (resolution ``NONE``) or the port it called."""
         port = call.target_port
-        service = getattr(self.registry, "service", None)
-        info = service(host, port) if service is not None else None
+        info = self.registry.service(host, port)
         if info is not None:
             port = info.destination_port
         return call.host, port

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .static import ServiceInfo
 
 __all__ = ["Endpoint", "Registry"]
 
@@ -51,12 +54,19 @@ class Registry(Protocol):
 
         class Fixed:
             def endpoints(self, host, port): return [Endpoint("127.0.0.1", 8080)] if host == "svc" else None
+            def service(self, host, port): return None
             def subscribe(self, callback): return lambda: None
     """
 
     def endpoints(self, host: str, port: int) -> Sequence[Endpoint] | None:
         """The endpoints of ``host`` (FQDN) for service port ``port``; ``None`` when the host is unknown
         (the caller then applies the outbound traffic policy)."""
+        ...
+
+    def service(self, host: str, port: int) -> ServiceInfo | None:
+        """What is known of ``host``'s port ``port`` beyond its endpoints (resolution, target port), or
+        ``None`` when the registry does not know it. A known service with no endpoints and ``passthrough``
+        set is sent to the address the caller named."""
         ...
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
