@@ -82,9 +82,11 @@ class Inbound:
         authority: str,
         client: str | None,
         peer_identity: str | None = None,
+        span_name: str | None = None,
     ) -> Inbound:
         """Start serving: build the Call, the server span and the propagated context, and activate it for
-        the app (contextvars: it follows asyncio tasks and the request's thread)."""
+        the app (contextvars: it follows asyncio tasks and the request's thread). ``span_name`` replaces
+        the server span's default name (gRPC spans are named ``package.Service/Method``)."""
         started = mesh.clock()
         tracer = mesh.tracer
         span = None
@@ -99,6 +101,7 @@ class Inbound:
                 host=host or authority,
                 port=int(port) if port.isdigit() else None,
                 client_address=client,
+                name=span_name,
             )
             otel_context = span.context
         ctx = InboundContext.from_headers(
@@ -125,8 +128,16 @@ class Inbound:
         this request's outbound calls met an injected fault."""
         return status >= 400 and self.fault_note.injected
 
-    def end(self, error: BaseException | None = None) -> None:
-        """Finish: reset the context, end the span and record the request once."""
+    def end(
+        self,
+        error: BaseException | str | None = None,
+        *,
+        grpc_status: int | None = None,
+        request_messages: int = 0,
+        response_messages: int = 0,
+    ) -> None:
+        """Finish: reset the context, end the span and record the request once. A gRPC call gives its final
+        ``grpc_status`` and message counts (``error`` then names a failed status for the span)."""
         try:
             if self.fault_token is not None:
                 _FAULT_NOTE.reset(self.fault_token)
@@ -136,10 +147,23 @@ class Inbound:
             status = self.status or (500 if error is not None else 0)
             if self.span is not None:
                 self.span.finish(status, error=error)
-            self.mesh.record_inbound(
-                self.call,
-                status,
-                duration_ms=(self.mesh.clock() - self.started) * 1000.0,
-                request_bytes=self.request_bytes,
-                response_bytes=self.response_bytes,
-            )
+            if grpc_status is None:
+                self.mesh.record_inbound(
+                    self.call,
+                    status,
+                    duration_ms=(self.mesh.clock() - self.started) * 1000.0,
+                    request_bytes=self.request_bytes,
+                    response_bytes=self.response_bytes,
+                )
+            else:
+                self.mesh.record_inbound(
+                    self.call,
+                    status,
+                    duration_ms=(self.mesh.clock() - self.started) * 1000.0,
+                    request_bytes=self.request_bytes,
+                    response_bytes=self.response_bytes,
+                    protocol="grpc",
+                    grpc_status=grpc_status,
+                    request_messages=request_messages,
+                    response_messages=response_messages,
+                )

@@ -73,7 +73,9 @@ def test_a_success_resets_the_count() -> None:
         (Outcome(status=503), True),
         (Outcome(failure=Failure.TIMEOUT), True),
         (Outcome(status=404), False),
-        (Outcome(status=200, grpc_status=14), False),  # gRPC errors travel in a 200
+        # gRPC errors travel in a 200; Envoy judges them by the HTTP status their code maps to.
+        (Outcome(status=200, grpc_status=14), True),  # UNAVAILABLE -> 503
+        (Outcome(status=200, grpc_status=5), False),  # NOT_FOUND -> 404
     ],
 )
 def test_what_counts_as_a_5xx(outcome: Outcome, counts: bool) -> None:

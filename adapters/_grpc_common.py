@@ -1,0 +1,434 @@
+"""What the sync and asyncio gRPC channels share: the logical target, per-endpoint channels, metadata edits,
+classifying an attempt's result, and recording a finished call. No waiting happens here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+
+import grpc
+
+from libmesh.mesh import Mesh
+from libmesh.policy.engine import CallPlan, Reply, Send
+from libmesh.policy.grpc_codes import (
+    DEADLINE_EXCEEDED,
+    GRPC_CODE_NAMES,
+    OK,
+    UNAVAILABLE,
+    UNKNOWN,
+    http_to_grpc,
+)
+from libmesh.policy.outcome import Failure, Flag, Outcome
+from libmesh.routing.call import Call
+from libmesh.routing.decision import HeaderOps
+
+from ._server import FAULT_HEADER, note_injected_fault
+
+if TYPE_CHECKING:
+    from libmesh.telemetry.tracing import MeshSpan
+
+__all__ = [
+    "FLAGS_METADATA",
+    "PEER_METADATA",
+    "ChannelPool",
+    "Conn",
+    "MeshRpcError",
+    "Target",
+]
+
+#: Trailing metadata naming Envoy's response flags of a call the mesh answered itself (``UO``, ``FI``...).
+FLAGS_METADATA: Final = "x-libmesh-response-flags"
+#: Metadata carrying a workload's identity to its peer (Istio's metadata exchange).
+PEER_METADATA: Final = "x-libmesh-peer"
+#: Envoy's default idle timeout for upstream connections: a per-endpoint channel unused this long is closed.
+DEFAULT_IDLE_TIMEOUT: Final = 3600.0
+_SWEEP_EVERY: Final = 1.0
+
+STATUS_BY_CODE: Final[dict[int, grpc.StatusCode]] = {s.value[0]: s for s in grpc.StatusCode}
+
+#: The outcome of an attempt whose first response message arrived: its headers were a success; its final
+#: status comes later (Envoy judges an attempt by its response headers too).
+HEADERS_OK: Final = Outcome(status=200)
+#: The outcome of an attempt that ended with OK.
+ENDED_OK: Final = Outcome(status=200, grpc_status=OK)
+_OUTCOMES: Final[dict[int, Outcome]] = {code: Outcome(status=200, grpc_status=code) for code in range(17)}
+_CONNECT_FAILED = Outcome(failure=Failure.CONNECT)
+_TIMED_OUT = Outcome(failure=Failure.TIMEOUT)
+# Tolerance when telling the attempt's own deadline from a DEADLINE_EXCEEDED the server chose to send.
+_DEADLINE_SLACK: Final = 0.005
+
+C = TypeVar("C")
+
+
+class Target:
+    """The logical service a mesh channel calls: ``"ratings:9080"`` (``dns:///`` prefixes are accepted)."""
+
+    __slots__ = ("authority", "host", "port")
+
+    def __init__(self, target: str) -> None:
+        if not isinstance(target, str) or not target.strip():
+            raise ValueError(f"a mesh channel needs a target such as 'ratings:9080', not {target!r}")
+        text = target.strip()
+        for prefix in ("dns:///", "dns:"):
+            if text.startswith(prefix):
+                text = text[len(prefix) :]
+                break
+        if "/" in text or text.startswith(("unix:", "ipv4:", "ipv6:")):
+            raise ValueError(
+                f"mesh channel target {target!r}: name a service as host:port (e.g. 'ratings:9080'); "
+                "the mesh picks the endpoints"
+            )
+        call = Call(authority=text, scheme="grpc")
+        port = call.target_port
+        if not 0 < port < 65536:
+            raise ValueError(f"mesh channel target {target!r}: port {port} is out of range")
+        self.host = call.host
+        self.port = port
+        self.authority = text
+
+
+class Conn(Generic[C]):
+    """One real channel to one endpoint (and authority), with its multicallables and use counts."""
+
+    __slots__ = ("active", "callables", "channel", "closed", "idle_timeout", "key", "last_used")
+
+    def __init__(self, key: tuple[str, int, str], channel: C, idle_timeout: float, now: float) -> None:
+        self.key = key
+        self.channel = channel
+        self.callables: dict[tuple[str, str], Any] = {}
+        self.active = 0
+        self.last_used = now
+        self.idle_timeout = idle_timeout
+        self.closed = False
+
+    def callable(self, kind: str, method: str, registered: bool) -> Any:
+        """The channel's raw-bytes multicallable of ``kind`` (``unary_unary``...) for ``method``, made once."""
+        key = (kind, method)
+        mc = self.callables.get(key)
+        if mc is None:
+            factory = getattr(self.channel, kind)
+            mc = factory(method, None, None, _registered_method=registered)
+            self.callables[key] = mc
+        return mc
+
+
+class ChannelPool(Generic[C]):
+    """One real channel per (endpoint address, authority), made on first use; channels no call has used for
+    the cluster's ``http.idleTimeout`` (Envoy's default 1 h) are closed. ``make(address, authority)`` builds a
+    channel; ``close(channel)`` closes one."""
+
+    def __init__(
+        self,
+        make: Callable[[str, str], C],
+        close: Callable[[C], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._make = make
+        self._close = close
+        self._clock = clock
+        self._conns: dict[tuple[str, int, str], Conn[C]] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = clock() + _SWEEP_EVERY
+
+    def acquire(self, step: Send) -> Conn[C]:
+        """The channel for ``step``'s endpoint, counted as in use until :meth:`release`."""
+        key = (step.host, step.port, step.authority)
+        now = self._clock()
+        with self._lock:
+            conn = self._conns.get(key)
+            if conn is None:
+                conn = self._add(key, step, now)
+            conn.active += 1
+            conn.last_used = now
+        if now >= self._next_sweep:
+            self.sweep(now)
+        return conn
+
+    def _add(self, key: tuple[str, int, str], step: Send, now: float) -> Conn[C]:
+        host, port, authority = key
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        pool = step.pool
+        idle = pool.idle_timeout if pool is not None and pool.idle_timeout else DEFAULT_IDLE_TIMEOUT
+        conn = Conn(key, self._make(address, authority), idle, now)
+        self._conns[key] = conn
+        return conn
+
+    def release(self, conn: Conn[C]) -> None:
+        """An attempt on ``conn`` is over."""
+        now = self._clock()
+        with self._lock:
+            conn.active -= 1
+            conn.last_used = now
+
+    def sweep(self, now: float | None = None) -> int:
+        """Close channels idle past their cluster's idle timeout; returns how many were closed."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            self._next_sweep = now + _SWEEP_EVERY
+            idle = [c for c in self._conns.values() if c.active <= 0 and now - c.last_used >= c.idle_timeout]
+            for c in idle:
+                c.closed = True
+                del self._conns[c.key]
+        for c in idle:
+            self._close(c.channel)
+        return len(idle)
+
+    def addresses(self) -> list[tuple[str, int, str]]:
+        """The (host, port, authority) of every open channel."""
+        with self._lock:
+            return list(self._conns)
+
+    def close_all(self) -> list[C]:
+        """Forget every channel and return them (the caller closes them)."""
+        with self._lock:
+            conns = list(self._conns.values())
+            self._conns.clear()
+        for c in conns:
+            c.closed = True
+        return [c.channel for c in conns]
+
+
+# --- the call ---------------------------------------------------------------------------------------------
+
+
+def metadata_dict(metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    """The app's metadata as the mesh routes on it: lower-case names, text values, repeats joined with ``,``
+    (binary ``-bin`` values are sent but never matched)."""
+    out: dict[str, str] = {}
+    if not metadata:
+        return out
+    for name, value in metadata:
+        if not isinstance(value, str):
+            continue
+        key = name.lower()
+        out[key] = f"{out[key]},{value}" if key in out else value
+    return out
+
+
+def make_call(mesh: Mesh, target: Target, method: str, own: dict[str, str]) -> Call:
+    """The mesh's view of one call of ``method`` (``/package.Service/Method``)."""
+    return Call(
+        authority=target.authority,
+        path=method,
+        method="POST",
+        scheme="http",
+        headers=mesh.call_headers(own) if own else mesh.call_headers({}),
+        port=target.port,
+        protocol="grpc",
+        source_address=mesh.source_address,
+    )
+
+
+def start_span(mesh: Mesh, call: Call, own: Mapping[str, str]) -> MeshSpan | None:
+    """The client span of a call, named ``package.Service/Method`` with the OpenTelemetry rpc attributes."""
+    tracer = mesh.tracer
+    if tracer is None:
+        return None
+    parent = tracer.extract(own) if "traceparent" in own or "baggage" in own else None
+    span = tracer.start_client_span(
+        method="POST",
+        url=f"http://{call.authority}{call.path}",
+        host=call.host,
+        port=call.target_port,
+        parent=parent,
+        name=call.path[1:],
+    )
+    if span.span.is_recording():
+        service, _, name = call.path[1:].rpartition("/")
+        span.span.set_attributes({"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
+    return span
+
+
+def attempt_metadata(
+    own: Sequence[tuple[str, str | bytes]] | None,
+    edits: HeaderOps,
+    span: MeshSpan | None,
+    mesh: Mesh,
+) -> list[tuple[str, str | bytes]]:
+    """The metadata of one attempt: the app's own, with the route's edits, the propagated context and the
+    client span's trace context."""
+    sets = edits.set
+    trace: dict[str, str] | None = None
+    if span is not None and mesh.tracer is not None:
+        trace = {}
+        mesh.tracer.inject(span, trace)
+    if not own and not edits.add and not edits.remove:
+        out: list[tuple[str, str | bytes]] = [(k, v) for k, v in sets.items() if k not in _RESERVED]
+        if trace:
+            out = [(k, v) for k, v in out if k not in trace]
+            out.extend(trace.items())
+        return out
+    drop = set(edits.remove) | set(sets)
+    if trace:
+        drop |= set(trace)
+    out = [(k, v) for k, v in own or () if k.lower() not in drop]
+    out.extend((k, v) for k, v in sets.items() if k not in _RESERVED and not (trace and k in trace))
+    # An added value becomes one more entry: gRPC metadata keeps repeated entries, which the far side joins.
+    out.extend((k, v) for k, v in edits.add.items() if k not in _RESERVED)
+    if trace:
+        out.extend(trace.items())
+    return out
+
+
+# Names gRPC owns or rejects as metadata; a route edit naming them cannot apply to a gRPC call.
+_RESERVED: Final = frozenset({"host", "content-type", "te", "grpc-timeout", "grpc-encoding", "user-agent"})
+
+
+def attempt_timeout(step_timeout: float | None, caller_deadline: float | None, now: float) -> float | None:
+    """The attempt's deadline in seconds: the plan's (route timeout, per-try timeout, inbound deadline)
+    capped by the caller's own."""
+    if caller_deadline is None:
+        return step_timeout
+    left = max(0.0, caller_deadline - now)
+    return left if step_timeout is None or left < step_timeout else step_timeout
+
+
+def error_outcome(code: int, details: str | None, timeout: float | None, elapsed: float) -> Outcome:
+    """Classify an attempt that ended with gRPC status ``code``: the attempt's own deadline passing is a
+    timeout (Envoy's per-try or route timeout), a connection that could not be made a connect failure,
+    anything else the status the server sent."""
+    if code == DEADLINE_EXCEEDED and timeout is not None and elapsed >= timeout - _DEADLINE_SLACK:
+        return _TIMED_OUT
+    if code == UNAVAILABLE and details and "failed to connect" in details.lower():
+        return _CONNECT_FAILED
+    return _OUTCOMES.get(code) or Outcome(status=200, grpc_status=code)
+
+
+def reply_code(step: Reply) -> int:
+    """The gRPC status of a response the mesh makes itself: the fault's ``grpcStatus``, DEADLINE_EXCEEDED
+    for a timeout (the route timeout is the call's deadline, as in proxyless gRPC), else the HTTP status as
+    Envoy maps it (503 -> UNAVAILABLE, 404 -> UNIMPLEMENTED...)."""
+    if step.grpc_status is not None:
+        return step.grpc_status
+    if step.status == 504 and "UT" in step.flags.split(","):
+        return DEADLINE_EXCEEDED
+    code = http_to_grpc(step.status)
+    return UNKNOWN if code == OK else code
+
+
+def reply_details(step: Reply, code: int) -> str:
+    """The status message of a local reply: Envoy's body text, else the status name."""
+    if step.body:
+        return step.body.decode("utf-8", "replace")
+    return GRPC_CODE_NAMES.get(code, "UNKNOWN")
+
+
+def metadata_value(metadata: Iterable[Any] | None, name: str) -> str | None:
+    """The first text value of ``name`` in received metadata (``None`` if absent)."""
+    if not metadata:
+        return None
+    for item in metadata:
+        key, value = item[0], item[1]
+        if key == name:
+            return value if isinstance(value, str) else value.decode("latin-1")
+    return None
+
+
+def fault_marked(metadata: Iterable[Any] | None) -> bool:
+    """Whether trailing metadata says the status is a fault injected further down the chain."""
+    return metadata_value(metadata, FAULT_HEADER) is not None
+
+
+def finish(
+    plan: CallPlan,
+    span: MeshSpan | None,
+    code: int,
+    *,
+    request_messages: int,
+    response_messages: int,
+    request_bytes: int,
+    response_bytes: int,
+    peer: str | None = None,
+    injected: bool = False,
+) -> None:
+    """Record a finished call once: metrics (``grpc_response_status``, message counts), access log, span."""
+    plan.call.extensions["grpc"] = (code, request_messages, response_messages)
+    timed_out = code == DEADLINE_EXCEEDED and plan.deadline is not None and plan.mesh.clock() >= plan.deadline
+    if timed_out and "UT" not in plan.response_flags.split(","):
+        # The route timeout (the call's deadline) ended a delivered stream: Envoy's UT.
+        plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
+    if code != OK and (injected or "FI" in plan.response_flags.split(",")):
+        note_injected_fault()
+    plan.done(200, request_bytes=request_bytes, response_bytes=response_bytes, peer=peer)
+    if span is not None:
+        if span.span.is_recording():
+            span.span.set_attribute("rpc.grpc.status_code", code)
+        span.finish(200, response_flags=plan.response_flags, error=None if code == OK else _name(code))
+
+
+def _name(code: int) -> str:
+    return GRPC_CODE_NAMES.get(code, str(code))
+
+
+def edit_metadata(metadata: Sequence[tuple[str, Any]] | None, ops: HeaderOps) -> tuple[tuple[str, Any], ...]:
+    """Received initial metadata with the route's response header edits applied."""
+    drop = set(ops.remove) | set(ops.set)
+    out = [(k, v) for k, v in metadata or () if k not in drop]
+    out.extend(ops.set.items())
+    out.extend(ops.add.items())
+    return tuple(out)
+
+
+class MeshRpcError(grpc.RpcError, grpc.Call):
+    """The error a sync mesh channel raises for a response the mesh made itself (fault abort, overflow, no
+    healthy upstream, timeout...). Like grpc's own errors it is a :class:`grpc.Call`: ``code()``,
+    ``details()``, and ``trailing_metadata()`` with ``x-libmesh-response-flags``."""
+
+    def __init__(self, code: int, details: str, flags: str) -> None:
+        super().__init__(f"{_name(code)}: {details}")
+        self._code = STATUS_BY_CODE.get(code, grpc.StatusCode.UNKNOWN)
+        self._details = details
+        self._trailing = ((FLAGS_METADATA, flags),)
+
+    def code(self) -> grpc.StatusCode:
+        """The call's status."""
+        return self._code
+
+    def details(self) -> str:
+        """Why: Envoy's text for the local reply."""
+        return self._details
+
+    def initial_metadata(self) -> tuple[tuple[str, str], ...]:
+        """None was received."""
+        return ()
+
+    def trailing_metadata(self) -> Any:
+        """The response flags."""
+        return self._trailing
+
+    def is_active(self) -> bool:
+        """Never: the call is over."""
+        return False
+
+    def time_remaining(self) -> float | None:  # type: ignore[override]
+        """No deadline applies any more."""
+        return None
+
+    def cancel(self) -> bool:
+        """Nothing to cancel."""
+        return False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """The call is over; the callback is not added."""
+        return False
+
+    def __str__(self) -> str:
+        return f"<MeshRpcError {self._code.name}: {self._details} (flags {self._trailing[0][1]})>"
+
+
+def local_reply(
+    plan: CallPlan, span: MeshSpan | None, step: Reply, request_bytes: int = 0
+) -> tuple[int, str]:
+    """Record a local reply and return its (gRPC code, details)."""
+    code = reply_code(step)
+    finish(
+        plan,
+        span,
+        code,
+        request_messages=0,
+        response_messages=0,
+        request_bytes=request_bytes,
+        response_bytes=0,
+    )
+    return code, reply_details(step, code)

@@ -1,0 +1,423 @@
+"""Server interceptors for grpcio (sync and asyncio): inbound telemetry, trace continuation and context
+propagation for the servicer (see ``adapters/grpc.py``)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, Final
+
+import grpc
+import grpc.aio
+
+from libmesh.mesh import Mesh
+from libmesh.policy.grpc_codes import GRPC_CODE_NAMES, OK, UNKNOWN
+from libmesh.telemetry.context import format_grpc_timeout
+
+from ._grpc_common import PEER_METADATA
+from ._server import FAULT_HEADER, Inbound
+
+__all__ = ["AioServerInterceptor", "ServerInterceptor"]
+
+# Statuses that mean the server failed (OpenTelemetry's rule for gRPC server spans).
+_SERVER_ERRORS: Final = frozenset({2, 4, 12, 13, 14, 15})
+_FAULT: Final = (FAULT_HEADER, "true")
+
+
+def _headers(metadata: Sequence[Any] | None, remaining: float | None) -> dict[str, str]:
+    """Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
+    call's deadline, which gRPC keeps out of the metadata, is put back as ``grpc-timeout``."""
+    out: dict[str, str] = {}
+    for item in metadata or ():
+        key, value = item[0], item[1]
+        if not isinstance(value, str):
+            continue
+        out[key] = f"{out[key]},{value}" if key in out else value
+    if remaining is not None:
+        out["grpc-timeout"] = format_grpc_timeout(remaining)
+    return out
+
+
+def _client_address(peer: str | None) -> str | None:
+    # "ipv4:127.0.0.1:5050", "ipv6:[::1]:5050"
+    if not peer:
+        return None
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return rest[1 : rest.find("]")]
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return None
+
+
+def _status_code(code: Any) -> int | None:
+    if code is None:
+        return None
+    if isinstance(code, grpc.StatusCode):
+        return int(code.value[0])
+    return int(code)
+
+
+class _State:
+    """What a wrapped context learned about one call: the status the servicer set, the trailing metadata it
+    set, and the messages received and sent."""
+
+    __slots__ = ("code", "marked", "received", "sent", "trailing")
+
+    def __init__(self) -> None:
+        self.code: int | None = None
+        self.marked = False
+        self.trailing: tuple[Any, ...] = ()
+        self.received = 0
+        self.sent = 0
+
+
+class _Context:
+    """A :class:`grpc.ServicerContext` that passes everything to the real one and notes the status, so the
+    interceptor learns how the call ended without reading grpc's private state. Trailing metadata the
+    servicer sets is sent together with the mesh's own (the workload's identity, the fault marker)."""
+
+    def __init__(self, inner: Any, inbound: Inbound, peer: tuple[str, str] | None) -> None:
+        self._inner = inner
+        self._inbound = inbound
+        self._peer = peer
+        self._state = _State()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _trailers(self, fault: bool) -> list[tuple[str, Any]]:
+        out = list(self._state.trailing)
+        if self._peer is not None:
+            out.append(self._peer)
+        if fault:
+            out.append(_FAULT)
+        return out
+
+    def set_trailing_metadata(self, trailing_metadata: Sequence[tuple[str, Any]]) -> None:
+        self._state.trailing = tuple(trailing_metadata)
+        self._inner.set_trailing_metadata(self._trailers(False))
+
+    def set_code(self, code: grpc.StatusCode) -> None:
+        self._state.code = _status_code(code)
+        self._inner.set_code(code)
+
+    def code(self) -> Any:
+        return self._inner.code()
+
+    def _mark_fault(self, code: int | None) -> None:
+        state = self._state
+        if code not in (None, OK) and not state.marked and self._inbound.fault_note.injected:
+            state.marked = True
+            self._inner.set_trailing_metadata(self._trailers(True))
+
+    def abort(self, code: grpc.StatusCode, details: str) -> Any:
+        self._state.code = _status_code(code)
+        self._mark_fault(self._state.code)
+        return self._inner.abort(code, details)
+
+    def abort_with_status(self, status: Any) -> Any:
+        self._state.code = _status_code(status.code)
+        self._mark_fault(self._state.code)
+        return self._inner.abort_with_status(status)
+
+
+class _AioContext(_Context):
+    """The asyncio twin: ``abort`` is a coroutine, and ``read``/``write`` count messages."""
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Sequence[Any] = ()
+    ) -> Any:
+        self._state.code = _status_code(code)
+        if trailing_metadata:
+            self._state.trailing = tuple(trailing_metadata)
+        fault = self._state.code not in (None, OK) and self._inbound.fault_note.injected
+        self._state.marked = True
+        return await self._inner.abort(code, details, tuple(self._trailers(fault)))
+
+    async def read(self) -> Any:
+        message = await self._inner.read()
+        if message is not grpc.aio.EOF:
+            self._state.received += 1
+        return message
+
+    async def write(self, message: Any) -> None:
+        self._state.sent += 1
+        await self._inner.write(message)
+
+
+class _Base:
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        peer = mesh.peer_header
+        self._peer = (PEER_METADATA, peer) if peer else None
+        self._wrapped: dict[int, tuple[Any, Any]] = {}
+
+    def _begin(self, context: Any, method: str) -> Inbound:
+        headers = _headers(context.invocation_metadata(), context.time_remaining())
+        return Inbound.begin(
+            self.mesh,
+            headers,
+            method="POST",
+            path=method,
+            scheme="http",
+            authority=self.mesh.local_service_host(),
+            client=_client_address(context.peer()),
+            span_name=method[1:],
+        )
+
+    def _end(self, inbound: Inbound, ctx: _Context, error: BaseException | None) -> None:
+        state = ctx._state
+        code = state.code
+        if code is None:
+            code = OK if error is None else UNKNOWN
+        if code != OK:
+            ctx._mark_fault(code)
+        inbound.status = 200
+        span_error: BaseException | str | None = None
+        if code in _SERVER_ERRORS:
+            span_error = GRPC_CODE_NAMES.get(code, str(code))
+        inbound.end(
+            span_error,
+            grpc_status=code,
+            request_messages=state.received,
+            response_messages=state.sent,
+        )
+
+    def _cached(self, handler: Any, method: str, wrap: Callable[[Any, str], Any]) -> Any:
+        entry = self._wrapped.get(id(handler))
+        if entry is not None and entry[0] is handler:
+            return entry[1]
+        wrapped = wrap(handler, method)
+        if len(self._wrapped) >= 4096:
+            self._wrapped.clear()
+        self._wrapped[id(handler)] = (handler, wrapped)
+        return wrapped
+
+
+class ServerInterceptor(_Base, grpc.ServerInterceptor):
+    """A :class:`grpc.ServerInterceptor` serving every method inside the mesh::
+
+        server = grpc.server(ThreadPoolExecutor(8), interceptors=[ServerInterceptor(mesh)])
+
+    While a call is served, the calls the servicer makes through mesh channels and transports carry its
+    trace context, ``baggage``, ``x-request-id``, the headers MeshConfig ``propagateHeaders`` lists and the
+    remaining deadline; the call is recorded with ``reporter="destination"``, ``request_protocol="grpc"``,
+    its final ``grpc_response_status`` and its message counts.
+    """
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped: grpc.RpcMethodHandler[Any, Any] = self._cached(
+            handler, handler_call_details.method, self._wrap
+        )
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(handler.stream_stream, method, True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method, True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(handler.unary_unary, method, False),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _context(self, context: Any, inbound: Inbound) -> _Context:
+        ctx = _Context(context, inbound, self._peer)
+        if self._peer is not None:
+            context.set_trailing_metadata((self._peer,))
+        return ctx
+
+    def _unary(
+        self, inner: Callable[[Any, Any], Any], method: str, streaming: bool
+    ) -> Callable[[Any, Any], Any]:
+        def behavior(request: Any, context: Any) -> Any:
+            inbound = self._begin(context, method)
+            ctx = self._context(context, inbound)
+            state = ctx._state
+            if streaming:
+                request = _count(request, state)
+            else:
+                state.received = 1
+            try:
+                response = inner(request, ctx)
+            except BaseException as e:
+                self._end(inbound, ctx, e)
+                raise
+            if state.code in (None, OK):
+                state.sent = 1
+            self._end(inbound, ctx, None)
+            return response
+
+        return behavior
+
+    def _streaming(
+        self, inner: Callable[[Any, Any], Iterator[Any]], method: str, streaming: bool
+    ) -> Callable[[Any, Any], Iterator[Any]]:
+        def behavior(request: Any, context: Any) -> Iterator[Any]:
+            inbound = self._begin(context, method)
+            ctx = self._context(context, inbound)
+            state = ctx._state
+            if streaming:
+                request = _count(request, state)
+            else:
+                state.received = 1
+            try:
+                for message in inner(request, ctx):
+                    state.sent += 1
+                    yield message
+            except BaseException as e:
+                self._end(inbound, ctx, e)
+                raise
+            self._end(inbound, ctx, None)
+
+        return behavior
+
+
+def _count(requests: Iterator[Any], state: _State) -> Iterator[Any]:
+    for message in requests:
+        state.received += 1
+        yield message
+
+
+async def _acount(requests: AsyncIterator[Any], state: _State) -> AsyncIterator[Any]:
+    async for message in requests:
+        state.received += 1
+        yield message
+
+
+class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
+    """The asyncio twin of :class:`ServerInterceptor`, for ``grpc.aio.server(interceptors=[...])``.
+    Servicer methods may be coroutines or async generators; streaming ones may also use
+    ``context.read()``/``context.write()``."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        wrapped: grpc.RpcMethodHandler[Any, Any] = self._cached(
+            handler, handler_call_details.method, self._wrap
+        )
+        return wrapped
+
+    def _wrap(self, handler: Any, method: str) -> Any:
+        if handler.request_streaming and handler.response_streaming:
+            return grpc.stream_stream_rpc_method_handler(
+                self._streaming(handler.stream_stream, method, True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.request_streaming:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, method, True),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.response_streaming:
+            return grpc.unary_stream_rpc_method_handler(
+                self._streaming(handler.unary_stream, method, False),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.unary_unary_rpc_method_handler(
+            self._unary(handler.unary_unary, method, False),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _context(self, context: Any, inbound: Inbound) -> _AioContext:
+        ctx = _AioContext(context, inbound, self._peer)
+        if self._peer is not None:
+            context.set_trailing_metadata((self._peer,))
+        return ctx
+
+    def _unary(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
+        async def behavior(request: Any, context: Any) -> Any:
+            inbound = self._begin(context, method)
+            ctx = self._context(context, inbound)
+            state = ctx._state
+            if streaming:
+                if request is not None:
+                    request = _acount(request, state)
+            else:
+                state.received = 1
+            try:
+                response = await inner(request, ctx)
+            except BaseException as e:
+                self._end(inbound, ctx, e)
+                raise
+            if state.code in (None, OK) and response is not None:
+                state.sent = 1
+            self._end(inbound, ctx, None)
+            return response
+
+        return behavior
+
+    def _streaming(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
+        if inspect.isasyncgenfunction(inner):
+
+            async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
+                inbound = self._begin(context, method)
+                ctx = self._context(context, inbound)
+                state = ctx._state
+                if streaming:
+                    if request is not None:
+                        request = _acount(request, state)
+                else:
+                    state.received = 1
+                try:
+                    async for message in inner(request, ctx):
+                        state.sent += 1
+                        yield message
+                except BaseException as e:
+                    self._end(inbound, ctx, e)
+                    raise
+                self._end(inbound, ctx, None)
+
+            return generator
+
+        async def writer(request: Any, context: Any) -> Any:
+            # A servicer that streams with context.write() and returns nothing.
+            inbound = self._begin(context, method)
+            ctx = self._context(context, inbound)
+            state = ctx._state
+            if streaming:
+                if request is not None:
+                    request = _acount(request, state)
+            else:
+                state.received = 1
+            try:
+                result = await inner(request, ctx)
+            except BaseException as e:
+                self._end(inbound, ctx, e)
+                raise
+            self._end(inbound, ctx, None)
+            return result
+
+        return writer
