@@ -202,37 +202,113 @@ def _attempt_request(
     """The request for one attempt (or a mirror): sent to the step's address with the header edits applied,
     then ``trace`` (the client span's ``traceparent``/``tracestate``/``baggage``) written over them."""
     url = _rewrite_url(request.url, step.host, step.port, path)
-    out = request.headers.copy()
-    for name in headers.remove:
-        if name in out:
-            del out[name]
-    for name, value in headers.set.items():
-        out[name] = value
-    for name, value in headers.add.items():
-        if name in out:
-            out[name] = f"{out[name]},{value}"
+    drop, set_items, add = _edits(headers)
+    trace_items = [_item(name, value) for name, value in trace.items()] if trace else ()
+    if trace_items:
+        # The client span's trace context replaces whatever the edits carry (the inbound request's).
+        traced = {lower for _, lower, _ in trace_items}
+        drop = drop | traced
+        set_items = [item for item in set_items if item[1] not in traced]
+        add = {name: value for name, value in add.items() if name not in traced}
+    host = step.authority.encode("utf-8")
+    # One pass over the request's headers, in order: an httpx.Headers edit scans every header per name.
+    items: list[_HeaderItem] = []
+    appended: set[bytes] = set()
+    for item in _header_items(request.headers):
+        name = item[1]
+        if name == b"host":
+            items.append((item[0], name, host))
+            host = b""
+        elif name in drop:
+            continue
+        elif name in add and name not in appended:
+            items.append((item[0], name, item[2] + b"," + add[name]))
+            appended.add(name)
         else:
-            out[name] = value
-    if trace:
-        for name, value in trace.items():
-            out[name] = value
-    out["host"] = step.authority
+            items.append(item)
+    if host:
+        items.insert(0, (b"Host", b"host", host))
+    items.extend(set_items)
+    if len(appended) < len(add):
+        items.extend((name, name, value) for name, value in add.items() if name not in appended)
+    items.extend(trace_items)
     extensions = dict(request.extensions)
     if isinstance(step, Send):
-        timeouts = dict(extensions.get("timeout") or {})
-        if step.timeout is not None:
-            # The app's own (shorter) httpx timeouts still apply; the mesh only ever tightens them.
-            timeouts = {
-                key: step.timeout if timeouts.get(key) is None else min(timeouts[key], step.timeout)
-                for key in ("connect", "read", "write", "pool")
-            }
-        connect = step.connect_timeout
-        if connect is not None:
-            # Whichever is shorter: the cluster's connect timeout or what this attempt has left.
-            current = timeouts.get("connect")
-            timeouts["connect"] = connect if current is None else min(current, connect)
-        extensions["timeout"] = timeouts
-    return _derive(request, url, out, extensions)
+        extensions["timeout"] = _attempt_timeouts(extensions.get("timeout"), step)
+    return _derive(request, url, _make_headers(items), extensions)
+
+
+# (name as sent, lower-case name, value): the item httpx.Headers keeps per header.
+_HeaderItem = tuple[bytes, bytes, bytes]
+
+
+def _item(name: str, value: str) -> _HeaderItem:
+    raw = name.encode("latin-1")
+    return raw, raw.lower(), value.encode("utf-8")
+
+
+def _items_layout_known() -> bool:
+    """Whether httpx.Headers keeps its items as ``_list`` of (name, lower-case name, value) byte triples, as
+    httpx 0.2x does. Then headers are read and built through that list (building ``httpx.Headers`` from pairs
+    costs several microseconds a request); otherwise only the public API is used."""
+    probe = httpx.Headers([(b"X-Probe", b"1")])
+    return getattr(probe, "_list", None) == [(b"X-Probe", b"x-probe", b"1")]
+
+
+_ITEMS = _items_layout_known()
+
+
+def _header_items(headers: httpx.Headers) -> list[_HeaderItem]:
+    if _ITEMS:
+        items: list[_HeaderItem] = headers._list
+        return items
+    return [(name, name.lower(), value) for name, value in headers.raw]
+
+
+def _make_headers(items: list[_HeaderItem]) -> httpx.Headers:
+    if _ITEMS:
+        out = httpx.Headers()
+        out._list = items
+        return out
+    return httpx.Headers([(name, value) for name, _, value in items])
+
+
+_Edits = tuple[frozenset[bytes], list[tuple[bytes, bytes, bytes]], dict[bytes, bytes]]
+_EDITS: dict[int, tuple[HeaderOps, _Edits]] = {}
+
+
+def _edits(ops: HeaderOps) -> _Edits:
+    """``ops`` as byte-level edits: names to drop (removed or set), pairs to set, values to append. Cached by
+    identity, since the engine hands out the same ``HeaderOps`` for every call of a route."""
+    cached = _EDITS.get(id(ops))
+    if cached is not None and cached[0] is ops:
+        return cached[1]
+    set_items = [_item(name, value) for name, value in ops.set.items()]
+    drop = frozenset(name.encode("latin-1").lower() for name in ops.remove) | {
+        lower for _, lower, _ in set_items
+    }
+    add = {name.encode("latin-1").lower(): value.encode("utf-8") for name, value in ops.add.items()}
+    edits = (drop, set_items, add)
+    if len(_EDITS) >= 1024:
+        _EDITS.clear()
+    _EDITS[id(ops)] = (ops, edits)
+    return edits
+
+
+def _attempt_timeouts(current: Any, step: Send) -> dict[str, float | None]:
+    """The httpx timeouts of one attempt: the app's own, tightened by the attempt's time left and the
+    cluster's connect timeout (the mesh never loosens what the app asked for)."""
+    timeouts: dict[str, float | None] = dict(current) if current else {}
+    if step.timeout is not None:
+        limit = step.timeout
+        for key in ("connect", "read", "write", "pool"):
+            value = timeouts.get(key)
+            timeouts[key] = limit if value is None else min(value, limit)
+    connect = step.connect_timeout
+    if connect is not None:
+        value = timeouts.get("connect")
+        timeouts["connect"] = connect if value is None else min(value, connect)
+    return timeouts
 
 
 def _derive(
@@ -284,7 +360,18 @@ def _outcome(response: httpx.Response) -> Outcome:
         elif name == _PEER:
             peer = raw_value.decode("latin-1")
     response.extensions["libmesh"] = (injected, peer)
+    if grpc is None:
+        status = response.status_code
+        outcome = _STATUS_OUTCOMES.get(status)
+        if outcome is None:
+            outcome = _STATUS_OUTCOMES[status] = Outcome(status=status)
+        return outcome
     return Outcome(status=response.status_code, grpc_status=grpc)
+
+
+# Outcomes are immutable and a plain response's depends on its status only: one per status code (at most
+# a few hundred; racing threads may both add one, which is harmless).
+_STATUS_OUTCOMES: dict[int, Outcome] = {}
 
 
 def _injected(response: httpx.Response) -> bool:

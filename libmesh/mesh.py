@@ -44,6 +44,12 @@ if TYPE_CHECKING:
     from .telemetry.metrics import IstioMetrics, Peer
     from .telemetry.tracing import Tracer
 
+try:
+    # Imported once here rather than per recorded call; prometheus-client is an optional extra.
+    from .telemetry import metrics as _metrics
+except ImportError:  # pragma: no cover - metrics are off without prometheus-client
+    _metrics = None  # type: ignore[assignment]
+
 __all__ = ["Mesh"]
 
 log = logging.getLogger("libmesh")
@@ -100,6 +106,15 @@ class Mesh:
         )
         self._peer = self._local_peer()
         self._peer_header = _encode_peer(self._peer)
+        #: What every attempt carries when no request is being served and no deadline applies: who we are.
+        #: Shared (never mutated) so the engine can cache what it builds from it.
+        self.static_propagated: Mapping[str, str] = (
+            {_PEER_HEADER: self._peer_header} if self._peer_header is not None else {}
+        )
+        #: Per-destination pieces the engine derives once (merged header edits, the delivery step), keyed by
+        #: the destination's id and holding the destination so the id cannot be reused while cached.
+        self.legs: dict[int, Any] = {}
+        self._local_host: tuple[MeshConfigSpec, str] | None = None
         #: The address outbound calls come from, which ``consistentHash.useSourceIp`` hashes: a sidecar sees
         #: the pod's IP there, so every call of this workload instance sticks to one endpoint while other
         #: instances spread. ``INSTANCE_IP``/``POD_IP`` (Kubernetes' downward API), else the host name.
@@ -177,6 +192,7 @@ class Mesh:
             self.config = config
             self.snapshot = snapshot
             self._budgets.clear()
+            self.legs.clear()
         self._endpoints_changed()
         return snapshot
 
@@ -233,10 +249,13 @@ class Mesh:
         merged.update(request_headers)
         return merged
 
-    def propagated_headers(self, call: Call, deadline: float | None) -> dict[str, str]:
-        """Headers every attempt carries: the propagated context, the remaining deadline and who we are."""
-        out: dict[str, str] = {}
+    def propagated_headers(self, call: Call, deadline: float | None) -> Mapping[str, str]:
+        """Headers every attempt carries: the propagated context, the remaining deadline and who we are
+        (:attr:`static_propagated` itself when there is no context and no deadline)."""
         ctx = _context.current()
+        if deadline is None and (ctx is None or not ctx.headers):
+            return self.static_propagated
+        out: dict[str, str] = {}
         if ctx is not None:
             for name, value in ctx.headers.items():
                 out[name] = call.headers.get(name, value)
@@ -351,29 +370,33 @@ class Mesh:
         duration_ms = (self.clock() - plan.started) * 1000.0
         dest = plan.decision.destinations[0] if plan.decision.destinations else None
         host = dest.host if dest is not None else plan.decision.host
-        if self.metrics is not None:
-            from .telemetry.metrics import Peer, Reporter, RequestRecord, decode_peer
-
+        # A gRPC adapter leaves (grpc status, request messages, response messages) in the call's extensions.
+        grpc = plan.call.extensions.get("grpc") if plan.protocol == "grpc" else None
+        metrics = self.metrics
+        if metrics is not None:
+            m = _metrics
             name, namespace = _service_names(host)
-            remote = decode_peer(peer)
+            remote = m.decode_peer(peer)
             if remote is None:
                 remote = self._endpoint_peer(plan.endpoint, namespace)
-            self.metrics.record(
-                RequestRecord(
-                    Reporter.SOURCE,
-                    self._peer or Peer(),
+            metrics.record(
+                m.RequestRecord(
+                    m.Reporter.SOURCE,
+                    self._peer or m.Peer(),
                     remote,
                     host,
                     name,
                     namespace,
                     plan.protocol,
                     status,
-                    None,
+                    grpc[0] if grpc else None,
                     plan.response_flags,
                     "unknown",
                     duration_ms,
                     request_bytes,
                     response_bytes,
+                    grpc[1] if grpc else 0,
+                    grpc[2] if grpc else 0,
                 )
             )
         if self.access_log is not None:
@@ -384,7 +407,7 @@ class Mesh:
                     start_time=time.time() - duration_ms / 1000.0,
                     method=c.method,
                     path=c.path,
-                    protocol="HTTP/1.1",
+                    protocol="HTTP/2" if grpc is not None else "HTTP/1.1",
                     response_code=status,
                     response_flags=plan.response_flags,
                     response_code_details=default_details(status, plan.response_flags),
@@ -402,13 +425,11 @@ class Mesh:
     def _endpoint_peer(self, endpoint: Endpoint | None, namespace: str) -> Peer:
         """The destination as its endpoint's labels describe it (when it sent no identity header); built
         once per endpoint, since every call to it would build the same one."""
-        from .telemetry.metrics import Peer
-
         key = (endpoint.key if endpoint is not None else "", namespace)
         peer = self._endpoint_peers.get(key)
         if peer is None:
             labels: Mapping[str, str] = endpoint.labels if endpoint is not None else {}
-            peer = Peer.from_labels(labels, namespace=namespace)
+            peer = _metrics.Peer.from_labels(labels, namespace=namespace)
             if len(self._endpoint_peers) >= 4096:
                 self._endpoint_peers.clear()
             self._endpoint_peers[key] = peer
@@ -425,21 +446,24 @@ class Mesh:
         flags: str = "-",
         protocol: str = "http",
         grpc_status: int | None = None,
+        request_messages: int = 0,
+        response_messages: int = 0,
     ) -> None:
-        """Record a served request once (``reporter="destination"``), as the server adapters see it."""
-        if self.metrics is None:
+        """Record a served request once (``reporter="destination"``), as the server adapters see it
+        (``request_messages``/``response_messages``: gRPC messages received and sent)."""
+        metrics = self.metrics
+        if metrics is None:
             return
-        from .telemetry.metrics import Peer, Reporter, RequestRecord, decode_peer
-
-        source = decode_peer(call.headers.get(_PEER_HEADER)) or Peer()
+        m = _metrics
+        source = m.decode_peer(call.headers.get(_PEER_HEADER)) or m.Peer()
         host = self.local_service_host()
-        self.metrics.record(
-            RequestRecord(
-                Reporter.DESTINATION,
+        metrics.record(
+            m.RequestRecord(
+                m.Reporter.DESTINATION,
                 source,
-                self._peer or Peer(),
+                self._peer or m.Peer(),
                 host,
-                host.split(".", 1)[0],
+                _service_names(host)[0],
                 self.workload.namespace,
                 protocol,
                 status,
@@ -449,13 +473,21 @@ class Mesh:
                 duration_ms,
                 request_bytes,
                 response_bytes,
+                request_messages,
+                response_messages,
             )
         )
 
     def local_service_host(self) -> str:
         """The FQDN of the service this workload serves (its ``app`` label in its namespace)."""
-        domain = self.mesh_config.cluster_domain_suffix or "cluster.local"
-        return f"{self.workload.app}.{self.workload.namespace}.svc.{domain}"
+        mesh_config = self.mesh_config
+        cached = self._local_host
+        if cached is not None and cached[0] is mesh_config:
+            return cached[1]
+        domain = mesh_config.cluster_domain_suffix or "cluster.local"
+        host = f"{self.workload.app}.{self.workload.namespace}.svc.{domain}"
+        self._local_host = (mesh_config, host)
+        return host
 
     @property
     def peer_header(self) -> str | None:

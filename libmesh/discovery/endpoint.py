@@ -30,13 +30,16 @@ class Endpoint:
     service_account: str | None = None
     locality: str | None = None
     network: str | None = None
+    #: ``address:port`` (IPv6 addresses in brackets), the identity load balancers and outlier detection use.
+    #: Computed once: every attempt reads it several times.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """``address:port``, the identity used by load balancers and outlier detection."""
+    def __post_init__(self) -> None:
         if ":" in self.address and not self.address.startswith("["):
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+            key = f"[{self.address}]:{self.port}"
+        else:
+            key = f"{self.address}:{self.port}"
+        object.__setattr__(self, "key", key)
 
     def matches(self, selector: Mapping[str, str] | None) -> bool:
         """Whether this endpoint carries every label of ``selector`` (a subset's labels)."""

@@ -27,7 +27,7 @@ from ..discovery.endpoint import Endpoint
 from ..routing.call import Call
 from ..routing.decision import Action, HeaderOps, RouteDecision, WeightedDestination
 from .outcome import Failure, Flag, Outcome
-from .retry import RetryState, StopReason
+from .retry import RetryState, StopReason, retry_on_matches
 
 if TYPE_CHECKING:
     from ..mesh import Mesh
@@ -58,9 +58,10 @@ _ENVOY_FLAG_ORDER = (
 _FLAG_ORDER = {name: i for i, name in enumerate(_ENVOY_FLAG_ORDER)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
-    """Send one attempt. ``host``/``port`` are where to connect (the endpoint, or the original address for a
+    """Send one attempt (read-only: not frozen only because a frozen dataclass takes three times as long to
+    build, and one is built per attempt). ``host``/``port`` are where to connect (the endpoint, or the original address for a
     passthrough); ``authority`` is the Host header to send; ``path`` the (rewritten) path with query;
     ``headers`` the request header edits (already merged: route, destination, propagated context);
     ``timeout`` the seconds this attempt may take (``None``: no limit); ``mirrors`` shadow copies to fire and
@@ -222,12 +223,14 @@ class CallPlan:
         if cluster is None:
             return self._no_cluster(dest)
         self._cluster = cluster
-        self._retry = RetryState(
-            d.retries,
-            protocol=self.protocol,
-            budget=self.mesh.retry_budget(dest.host),
-            rand=self.mesh.rand.random,
-        )
+        budget = self.mesh.retry_budget(dest.host)
+        if budget is not None:
+            # A request-rate budget takes its deposit from every original request, retried or not.
+            self._retry = RetryState(
+                d.retries, protocol=self.protocol, budget=budget, rand=self.mesh.rand.random
+            )
+        # Otherwise the retry bookkeeping is made by the first attempt that may be retried (see sent()): most
+        # calls succeed at once and never need it.
         return self._attempt(first=True)
 
     def _no_cluster(self, dest: WeightedDestination) -> Step:
@@ -238,7 +241,8 @@ class CallPlan:
 
     def _attempt(self, *, first: bool) -> Step:
         cluster = self._cluster
-        assert cluster is not None and self._retry is not None
+        assert cluster is not None
+        retry = self._retry
         if not cluster.acquire_request():
             self._release_retry()
             return self._reply(503, _OVERFLOW_BODY, Flag.UPSTREAM_OVERFLOW)
@@ -247,7 +251,8 @@ class CallPlan:
             endpoint = None
             host, port = self.mesh.passthrough_address(self._destination_host(), self.call)
         else:
-            endpoint = cluster.pick(self.call, cast("tuple[str, ...]", self._retry.avoid))
+            avoid = cast("tuple[str, ...]", retry.avoid) if retry is not None else ()
+            endpoint = cluster.pick(self.call, avoid)
             if endpoint is None:
                 self._release()
                 return self._reply(503, _NO_HEALTHY_BODY, Flag.NO_HEALTHY_UPSTREAM)
@@ -264,7 +269,7 @@ class CallPlan:
             headers=self._request_headers(),
             timeout=timeout,
             endpoint=endpoint,
-            attempt=self._retry.attempts + 1,
+            attempt=retry.attempts + 1 if retry is not None else 1,
             mirrors=self._mirrors() if first and self.body_replayable else (),
             connect_timeout=cluster.policy.pool.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
             cluster_name=cluster.name,
@@ -275,8 +280,8 @@ class CallPlan:
         """The step after an attempt ended with ``outcome`` (a response's status, or a transport failure).
         ``fault_injected``: the response says it is the result of a fault injected further down the call
         chain, which is never retried (Istio issue #25160)."""
-        cluster, retry = self._cluster, self._retry
-        assert cluster is not None and retry is not None
+        cluster = self._cluster
+        assert cluster is not None
         if self.endpoint is not None and self._in_flight:
             self._in_flight = False
             cluster.finish(self.endpoint, outcome)
@@ -286,6 +291,17 @@ class CallPlan:
         if outcome.failure is Failure.TIMEOUT and route_timed_out:
             return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
         remaining = None if self.deadline is None else self.deadline - now
+        retry = self._retry
+        if retry is None:
+            policy = self.decision.retries
+            if (
+                fault_injected
+                or policy is None
+                or not retry_on_matches(policy, outcome, protocol=self.protocol)
+            ):
+                # Not retried, whatever else holds (what RetryState.next answers first for these).
+                return self._final(outcome, Flag.NONE)
+            retry = self._retry = RetryState(policy, protocol=self.protocol, rand=self.mesh.rand.random)
         decision = retry.next(
             outcome,
             endpoint=self.endpoint.key if self.endpoint is not None else None,
@@ -321,14 +337,10 @@ class CallPlan:
                 return self._reply(503, _CONNECT_BODY, Flag.UPSTREAM_CONNECTION_FAILURE)
             return self._reply(503, _RESET_BODY, Flag.UPSTREAM_CONNECTION_TERMINATION)
         self._finish_flags()
-        route = self.decision.response_headers
-        dest = self._destination.headers_response if self._destination is not None else HeaderOps()
-        if not dest:
-            return Deliver(route)
-        # Envoy applies the weighted cluster's operations, then the route's.
-        return Deliver(
-            HeaderOps({**dest.set, **route.set}, {**dest.add, **route.add}, dest.remove + route.remove)
-        )
+        dest = self._destination
+        if dest is None:
+            return Deliver(self.decision.response_headers)
+        return self._leg(dest).deliver
 
     # --- pieces ---------------------------------------------------------------------------------------------
 
@@ -392,14 +404,25 @@ class CallPlan:
         return rw.apply_path(self.call.path)
 
     def _request_headers(self) -> HeaderOps:
-        route = self.decision.request_headers
-        dest = self._destination.headers_request if self._destination is not None else HeaderOps()
-        propagated = self.mesh.propagated_headers(self.call, self.deadline)
-        if not dest and not propagated:
-            return route
-        set_ = {**propagated, **route.set, **dest.set}
-        add = {**route.add, **dest.add}
-        return HeaderOps(set_, add, route.remove + dest.remove)
+        mesh = self.mesh
+        propagated = mesh.propagated_headers(self.call, self.deadline)
+        dest = self._destination
+        if dest is None:
+            return _merge_request(propagated, self.decision.request_headers, HeaderOps())
+        if propagated is mesh.static_propagated:
+            return self._leg(dest).request
+        return _merge_request(propagated, self.decision.request_headers, dest.headers_request)
+
+    def _leg(self, dest: WeightedDestination) -> _Leg:
+        """What this route and destination always produce, built on first use (see :class:`_Leg`)."""
+        legs = self.mesh.legs
+        leg: _Leg | None = legs.get(id(dest))
+        if leg is None or leg.destination is not dest or leg.decision is not self.decision:
+            leg = _Leg(self.decision, dest, self.mesh.static_propagated)
+            if len(legs) >= 4096:
+                legs.clear()
+            legs[id(dest)] = leg
+        return leg
 
     def _mirrors(self) -> tuple[MirrorSend, ...]:
         out = []
@@ -435,6 +458,36 @@ class CallPlan:
             self._flags.append(Flag.DOWNSTREAM_CONNECTION_TERMINATION)
             self._finish_flags()
             self.done(0)
+
+
+class _Leg:
+    """The parts of every call on one (route decision, destination) that do not depend on the call: the
+    request header edits merged with the static propagated headers, and the delivery step with the response
+    edits merged (Envoy applies the weighted cluster's, then the route's). Built once, read by every call."""
+
+    __slots__ = ("decision", "deliver", "destination", "request")
+
+    def __init__(self, decision: RouteDecision, dest: WeightedDestination, static: Mapping[str, str]) -> None:
+        self.decision = decision
+        self.destination = dest
+        self.request = _merge_request(static, decision.request_headers, dest.headers_request)
+        route, own = decision.response_headers, dest.headers_response
+        if not own:
+            self.deliver = Deliver(route)
+        else:
+            self.deliver = Deliver(
+                HeaderOps({**own.set, **route.set}, {**own.add, **route.add}, own.remove + route.remove)
+            )
+
+
+def _merge_request(propagated: Mapping[str, str], route: HeaderOps, dest: HeaderOps) -> HeaderOps:
+    """The request edits of one attempt: propagated headers, overridden by the route's, then the
+    destination's edits."""
+    if not dest and not propagated:
+        return route
+    set_ = {**propagated, **route.set, **dest.set}
+    add = {**route.add, **dest.add}
+    return HeaderOps(set_, add, route.remove + dest.remove)
 
 
 def _injected(injected: Callable[[R], bool] | None, response: R | None) -> bool:

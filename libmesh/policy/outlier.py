@@ -128,6 +128,13 @@ class OutlierDetector:
         """Count the result of one request to endpoint ``key``; True when it ejected the endpoint.
 
         Keys outside the current endpoint set are ignored (Envoy drops results for removed hosts)."""
+        is_5xx, is_gateway = self._classify(outcome)
+        if not is_5xx:
+            # The common case: a success only matters when it ends a run of errors. Reading the counters
+            # without the lock is safe: a racing error is counted under the lock either way.
+            seen = self._hosts.get(key)
+            if seen is None or (not seen.consecutive_5xx and not seen.consecutive_gateway):
+                return False
         with self._lock:
             now = self._clock()
             if now + _EPS >= self._next_at:
@@ -136,7 +143,6 @@ class OutlierDetector:
             if host is None or host.ejected_at is not None:
                 return False
             s = self.settings
-            is_5xx, is_gateway = self._classify(outcome)
             if not is_5xx:
                 host.consecutive_5xx = host.consecutive_gateway = 0
                 return False

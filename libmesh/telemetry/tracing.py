@@ -67,6 +67,8 @@ _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _EMPTY: Final = Context()
 
 _AttributesFactory = Callable[[], dict[str, AttributeValue]]
+# An unrecorded span's trace id, span id, sampled flag, trace state and base context.
+_Quiet = tuple[int, int, bool, "TraceState | None", Context]
 
 # version-traceid-parentid-flags, lower-case hex; later versions may append fields after another dash.
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
@@ -99,27 +101,66 @@ class MeshSpan:
     """A span libmesh started, recording or not. ``context`` is the OpenTelemetry context with this span
     current (and the parent's baggage): the parent for children and what :meth:`Tracer.inject` writes."""
 
-    __slots__ = ("context", "kind", "span")
+    __slots__ = ("_context", "_quiet", "_span", "kind")
 
     def __init__(self, span: Span, context: Context, kind: SpanKind) -> None:
-        self.span = span
-        self.context = context
+        self._span: Span | None = span
+        self._context: Context | None = context
+        self._quiet: _Quiet | None = None
         self.kind = kind
+
+    @classmethod
+    def _unrecorded(cls, quiet: _Quiet, kind: SpanKind) -> MeshSpan:
+        """A span that only carries the trace onwards. Most requests are not sampled, and most of those
+        never need OpenTelemetry objects for their span: they are made on first use of :attr:`span` or
+        :attr:`context`, and :meth:`Tracer.inject` writes the ids directly."""
+        self = cls.__new__(cls)
+        self._span = None
+        self._context = None
+        self._quiet = quiet
+        self.kind = kind
+        return self
+
+    @property
+    def span(self) -> Span:
+        """The OpenTelemetry span (a non-recording one when the trace is not sampled)."""
+        span = self._span
+        if span is None:
+            assert self._quiet is not None
+            trace_id, span_id, sampled, state, _ = self._quiet
+            flags = _SAMPLED if sampled else _UNSAMPLED
+            span = NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
+            self._span = span
+        return span
+
+    @property
+    def context(self) -> Context:
+        """The OpenTelemetry context with this span current, on top of the parent's baggage."""
+        ctx = self._context
+        if ctx is None:
+            assert self._quiet is not None
+            ctx = trace.set_span_in_context(self.span, self._quiet[4])
+            self._context = ctx
+        return ctx
 
     @property
     def sampled(self) -> bool:
         """The trace's ``sampled`` flag: the span is recorded and exported (unless no OpenTelemetry SDK is
         installed, in which case the flag is only passed on)."""
+        if self._quiet is not None:
+            return self._quiet[2]
         return self.span.get_span_context().trace_flags.sampled
 
     @property
     def trace_id(self) -> str:
         """The trace id as 32 hex digits (what ``traceparent`` carries)."""
+        if self._quiet is not None:
+            return format(self._quiet[0], "032x")
         return format(self.span.get_span_context().trace_id, "032x")
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         """Set an attribute when the span is recorded (nothing otherwise)."""
-        if self.span.is_recording():
+        if self._quiet is None and self.span.is_recording():
             self.span.set_attribute(key, value)
 
     def finish(
@@ -135,6 +176,8 @@ class MeshSpan:
         Envoy response flags, and the error that ended it. Following the HTTP conventions, a client span is
         an error for any status from 400 and a server span from 500, or when there is no response;
         ``error.type`` is the exception's class name, the given string, or the status code."""
+        if self._quiet is not None:
+            return
         span = self.span
         if not span.is_recording():
             return
@@ -235,10 +278,19 @@ class Tracer:
     def inject(self, span: MeshSpan | Context | None, headers: MutableMapping[str, str]) -> None:
         """Write ``traceparent``/``tracestate``/``baggage`` for ``span`` (or a context; the current one when
         ``None``) into outbound ``headers``, replacing any inbound values already there."""
-        for name in self._fields:
-            # Membership first: ``pop`` on a case-insensitive header map looks the name up twice.
-            if name in headers:
-                del headers[name]
+        if headers:
+            for name in self._fields:
+                # Membership first: ``pop`` on a case-insensitive header map looks the name up twice.
+                if name in headers:
+                    del headers[name]
+        if isinstance(span, MeshSpan) and span._quiet is not None and self._w3c:
+            trace_id, span_id, sampled, state, base = span._quiet
+            headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
+            if state:
+                headers["tracestate"] = state.to_header()
+            if base is not _EMPTY:
+                self._baggage.inject(headers, context=base)
+            return
         if isinstance(span, MeshSpan):
             ctx = span.context
             span_context = span.span.get_span_context()
@@ -394,15 +446,8 @@ class Tracer:
             if span.is_recording():
                 return MeshSpan(span, trace.set_span_in_context(span, base), kind)
         # Not sampled, or no SDK to record it: a span that only carries the trace onwards.
-        context = SpanContext(
-            trace_id,
-            random.getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=_SAMPLED if sampled else _UNSAMPLED,
-            trace_state=parent.trace_state if parent is not None else None,
-        )
-        quiet = NonRecordingSpan(context)
-        return MeshSpan(quiet, trace.set_span_in_context(quiet, base), kind)
+        state = parent.trace_state if parent is not None else None
+        return MeshSpan._unrecorded((trace_id, random.getrandbits(64) or 1, sampled, state, base), kind)
 
 
 def _with_parent(parent: SpanContext | None, base: Context) -> Context:
