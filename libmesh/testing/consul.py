@@ -97,6 +97,7 @@ _DEFAULT_WAIT = 300.0
 _MAX_WAIT = 600.0
 _MAX_KV_VALUE = 512 * 1024
 _OUTPUT_MAX = 4096
+_META_KEY = re.compile(r"^[a-zA-Z0-9_-]+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -1363,6 +1364,8 @@ def _validate_meta(meta: Any) -> None:
             raise _HTTPError(
                 400, f"Invalid Service Meta: Key prefix 'consul-' is reserved for internal use: {k!r}"
             )
+        if not _META_KEY.match(k):
+            raise _HTTPError(400, f"Invalid Service Meta: Key contains invalid characters: {k!r}")
         if len(k) > 128 or not k:
             raise _HTTPError(400, f"Invalid Service Meta: Key too long (limit: 128 characters): {k!r}")
         if len(v) > 512:
