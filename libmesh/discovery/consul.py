@@ -888,6 +888,50 @@ class Registration:
         labels = {**workload.labels, _NAMESPACE_META: workload.namespace}
         return cls(name or workload.app, port, addr, service_id, labels, (), check)
 
+    @classmethod
+    def from_env(
+        cls, workload: Workload, port: int, environ: Mapping[str, str] | None = None
+    ) -> Registration | None:
+        """The registration the environment asks for, or ``None`` unless ``LIBMESH_CONSUL_REGISTER`` is
+        true (self-registration is opt-in). Read: ``LIBMESH_CONSUL_CHECK`` (``tcp``, the default;
+        ``http:/healthz``; ``grpc`` or ``grpc:<service>``; ``ttl:10s``; ``none``),
+        ``LIBMESH_CONSUL_CHECK_INTERVAL`` (``10s``), ``LIBMESH_CONSUL_DEREGISTER_AFTER``,
+        ``LIBMESH_CONSUL_SERVICE_ID``, and the address from ``LIBMESH_ADVERTISE_ADDRESS``, ``INSTANCE_IP`` or
+        ``POD_IP`` (else ``127.0.0.1``). The agent itself is ``CONSUL_HTTP_ADDR``, as for every Consul tool::
+
+            LIBMESH_CONSUL_REGISTER=1 LIBMESH_CONSUL_CHECK=http:/healthz CONSUL_HTTP_ADDR=127.0.0.1:8500
+        """
+        env = os.environ if environ is None else environ
+        if env.get("LIBMESH_CONSUL_REGISTER", "").strip().lower() not in ("1", "true", "yes", "on"):
+            return None
+        spec = env.get("LIBMESH_CONSUL_CHECK", "tcp").strip()
+        kind, _, arg = spec.partition(":")
+        interval = env.get("LIBMESH_CONSUL_CHECK_INTERVAL", "10s")
+        deregister = env.get("LIBMESH_CONSUL_DEREGISTER_AFTER") or None
+        check: HealthCheck | None
+        if kind == "none":
+            check = None
+        elif kind == "ttl":
+            check = HealthCheck.ttl_check(arg or "10s", deregister_after=deregister)
+        elif kind in ("http", "grpc", "tcp"):
+            target = arg or ("/healthz" if kind == "http" else "")
+            check = HealthCheck(kind, target, interval, deregister_after=deregister)
+        else:
+            raise ValueError(
+                f"LIBMESH_CONSUL_CHECK must be tcp, http:<path>, grpc[:<service>], ttl:<duration> or none, "
+                f"not {spec!r}"
+            )
+        address = (
+            env.get("LIBMESH_ADVERTISE_ADDRESS") or env.get("INSTANCE_IP") or env.get("POD_IP") or "127.0.0.1"
+        )
+        return cls.from_workload(
+            workload,
+            port,
+            address=address,
+            check=check,
+            service_id=env.get("LIBMESH_CONSUL_SERVICE_ID") or None,
+        )
+
     def payload(self) -> dict[str, Any]:
         """The body of ``PUT /v1/agent/service/register``."""
         meta: dict[str, str] = {}
