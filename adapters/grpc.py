@@ -23,6 +23,9 @@ its own calls through mesh channels or httpx transports carry it::
     server = grpc.server(ThreadPoolExecutor(8), interceptors=[libmesh.adapters.grpc.ServerInterceptor(mesh)])
     server = grpc.aio.server(interceptors=[libmesh.adapters.grpc.AioServerInterceptor(mesh)])
 
+Health: wrap the registry in :class:`HealthCheckedRegistry` to check endpoints with the standard gRPC
+health service; a NOT_SERVING endpoint gets no new calls.
+
 See docs/grpc.md for the status mappings and what differs between sync and asyncio.
 """
 
@@ -37,6 +40,7 @@ from libmesh.mesh import Mesh
 
 from ._grpc_aio import AioMeshChannel
 from ._grpc_common import FLAGS_METADATA, PEER_METADATA, MeshRpcError
+from ._grpc_health import HealthCheckedRegistry
 from ._grpc_server import AioServerInterceptor, ServerInterceptor
 from ._grpc_sync import MeshChannel
 
@@ -45,6 +49,7 @@ __all__ = [
     "PEER_METADATA",
     "AioMeshChannel",
     "AioServerInterceptor",
+    "HealthCheckedRegistry",
     "MeshChannel",
     "MeshRpcError",
     "ServerInterceptor",
