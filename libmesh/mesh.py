@@ -41,7 +41,7 @@ from .telemetry.accesslog import AccessLogEntry, AccessLogger, default_details
 from .workload import Workload
 
 if TYPE_CHECKING:
-    from .telemetry.metrics import IstioMetrics, Peer
+    from .telemetry.metrics import IstioMetrics, Peer, RequestRecord
     from .telemetry.tracing import Tracer
 
 try:
@@ -349,6 +349,11 @@ class Mesh:
         return budget
 
     def _endpoints_changed(self) -> None:
+        # An endpoint may come back with other labels under the same address: describe it afresh.
+        self._endpoint_peers.clear()
+        metrics = getattr(self, "metrics", None)  # a registry may call back while the mesh is being built
+        if metrics is not None:
+            metrics.forget_bound()
         with self._lock:
             clusters = list(self._clusters.items())
         for (host, subset, port), cluster in clusters:
@@ -374,13 +379,27 @@ class Mesh:
         grpc = plan.call.extensions.get("grpc") if plan.protocol == "grpc" else None
         metrics = self.metrics
         if metrics is not None:
-            m = _metrics
-            name, namespace = _service_names(host)
-            remote = m.decode_peer(peer)
-            if remote is None:
-                remote = self._endpoint_peer(plan.endpoint, namespace)
-            metrics.record(
-                m.RequestRecord(
+            grpc_status = grpc[0] if grpc else None
+            endpoint = plan.endpoint
+            # Everything the labels depend on: the peer header the destination answered with (or, without
+            # one, the endpoint whose labels describe it), the service, and the call's result.
+            key = (
+                "out",
+                peer if peer is not None else (endpoint.key if endpoint is not None else None),
+                host,
+                plan.protocol,
+                status,
+                grpc_status,
+                plan.response_flags,
+            )
+
+            def labels() -> RequestRecord:
+                m = _metrics
+                name, namespace = _service_names(host)
+                remote = m.decode_peer(peer)
+                if remote is None:
+                    remote = self._endpoint_peer(endpoint, namespace)
+                return m.RequestRecord(
                     m.Reporter.SOURCE,
                     self._peer or m.Peer(),
                     remote,
@@ -389,15 +408,13 @@ class Mesh:
                     namespace,
                     plan.protocol,
                     status,
-                    grpc[0] if grpc else None,
+                    grpc_status,
                     plan.response_flags,
                     "unknown",
-                    duration_ms,
-                    request_bytes,
-                    response_bytes,
-                    grpc[1] if grpc else 0,
-                    grpc[2] if grpc else 0,
                 )
+
+            metrics.bound(key, labels).observe(
+                duration_ms, request_bytes, response_bytes, grpc[1] if grpc else 0, grpc[2] if grpc else 0
             )
         if self.access_log is not None:
             c = plan.call
@@ -454,13 +471,16 @@ class Mesh:
         metrics = self.metrics
         if metrics is None:
             return
-        m = _metrics
-        source = m.decode_peer(call.headers.get(_PEER_HEADER)) or m.Peer()
+        peer = call.headers.get(_PEER_HEADER)
+        secure = bool(call.peer_identity)
         host = self.local_service_host()
-        metrics.record(
-            m.RequestRecord(
+        key = ("in", peer, host, protocol, status, grpc_status, flags, secure)
+
+        def labels() -> RequestRecord:
+            m = _metrics
+            return m.RequestRecord(
                 m.Reporter.DESTINATION,
-                source,
+                m.decode_peer(peer) or m.Peer(),
                 self._peer or m.Peer(),
                 host,
                 _service_names(host)[0],
@@ -469,13 +489,11 @@ class Mesh:
                 status,
                 grpc_status,
                 flags,
-                "mutual_tls" if call.peer_identity else "none",
-                duration_ms,
-                request_bytes,
-                response_bytes,
-                request_messages,
-                response_messages,
+                "mutual_tls" if secure else "none",
             )
+
+        metrics.bound(key, labels).observe(
+            duration_ms, request_bytes, response_bytes, request_messages, response_messages
         )
 
     def local_service_host(self) -> str:

@@ -29,7 +29,7 @@ nothing from the request unless the target is wrapped: ``threading.Thread(target
 from __future__ import annotations
 
 import contextvars
-import os
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
@@ -65,6 +65,8 @@ __all__ = [
     "submit",
     "wrap",
 ]
+
+_random_bits = random.getrandbits
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -159,9 +161,10 @@ def _inbound_timeout(headers: Mapping[str, str]) -> float | None:
 
 
 def new_request_id() -> str:
-    """A random (version 4) UUID in its text form, as Envoy generates for ``x-request-id``; from
-    :func:`os.urandom`, without building a :class:`uuid.UUID` (three times faster)."""
-    h = os.urandom(16).hex()
+    """A random (version 4) UUID in its text form, as Envoy generates for ``x-request-id``. The id names a
+    request in logs and traces and guards nothing, so it comes from :mod:`random` (a third of the cost of
+    :func:`os.urandom`, which is a system call) without building a :class:`uuid.UUID`."""
+    h = f"{_random_bits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple
@@ -41,6 +41,7 @@ __all__ = [
     "LABEL_NAMES",
     "PEER_HEADER",
     "UNKNOWN",
+    "BoundSeries",
     "IstioMetrics",
     "Peer",
     "Reporter",
@@ -340,6 +341,8 @@ class RequestRecord(NamedTuple):
 
 
 _KEY_FIELDS: Final = 11
+# Bound keys kept at most; past it the table starts again (series themselves are never dropped).
+_BOUND_LIMIT: Final = 8192
 # labels, grpc, requests, duration buckets/sum, request bytes buckets/sum, response bytes buckets/sum, messages
 _Snapshot = tuple[tuple[str, ...], bool, int, list[int], float, list[int], float, list[int], float, int, int]
 
@@ -384,6 +387,7 @@ class _Series:
     """The counters of one label set: a request count, three histograms and the gRPC message counts."""
 
     __slots__ = (
+        "_lock",
         "duration",
         "duration_sum",
         "grpc",
@@ -397,7 +401,15 @@ class _Series:
         "response_messages",
     )
 
-    def __init__(self, labels: tuple[str, ...], grpc: bool, duration_bounds: int, bytes_bounds: int) -> None:
+    def __init__(
+        self,
+        labels: tuple[str, ...],
+        grpc: bool,
+        duration_bounds: int,
+        bytes_bounds: int,
+        lock: threading.Lock,
+    ) -> None:
+        self._lock = lock
         self.labels = labels
         self.grpc = grpc
         self.requests = 0
@@ -410,6 +422,32 @@ class _Series:
         self.response_bytes_sum = 0.0
         self.request_messages = 0
         self.response_messages = 0
+
+    def observe(
+        self,
+        duration_ms: float,
+        request_bytes: int,
+        response_bytes: int,
+        request_messages: int = 0,
+        response_messages: int = 0,
+    ) -> None:
+        """Count one call of this series in every standard metric."""
+        with self._lock:
+            self.requests += 1
+            self.duration[bisect_left(DURATION_BUCKETS_MS, duration_ms)] += 1
+            self.duration_sum += duration_ms
+            self.request_bytes[bisect_left(BYTES_BUCKETS, request_bytes)] += 1
+            self.request_bytes_sum += request_bytes
+            self.response_bytes[bisect_left(BYTES_BUCKETS, response_bytes)] += 1
+            self.response_bytes_sum += response_bytes
+            if self.grpc:
+                self.request_messages += request_messages
+                self.response_messages += response_messages
+
+
+#: A label set's counters, bound ahead: :meth:`IstioMetrics.bound` hands one out and
+#: :meth:`BoundSeries.observe` counts a call in it without looking anything up.
+BoundSeries = _Series
 
 
 class IstioMetrics:
@@ -430,37 +468,58 @@ class IstioMetrics:
         self._bounds: tuple[float, ...] = DURATION_BUCKETS_MS
         self._bytes_bounds: tuple[float, ...] = BYTES_BUCKETS
         self._series: dict[tuple[object, ...], _Series] = {}
+        self._bound: dict[Hashable, _Series] = {}
         self._lock = threading.Lock()
         self._collector = _Collector(self)
         self.registry.register(self._collector)
 
     def record(self, rec: RequestRecord) -> None:
         """Count one finished call in every standard metric, once."""
+        self.series(rec).observe(
+            rec.duration_ms,
+            rec.request_bytes,
+            rec.response_bytes,
+            rec.request_messages,
+            rec.response_messages,
+        )
+
+    def series(self, rec: RequestRecord) -> BoundSeries:
+        """The series ``rec``'s labels select (created on first use); its measurements are ignored."""
         key = rec[:_KEY_FIELDS]
         series = self._series.get(key)
         if series is None:
             series = self._new_series(key, rec)
-        duration = rec.duration_ms
-        request_bytes = rec.request_bytes
-        response_bytes = rec.response_bytes
-        with self._lock:
-            series.requests += 1
-            series.duration[bisect_left(self._bounds, duration)] += 1
-            series.duration_sum += duration
-            series.request_bytes[bisect_left(self._bytes_bounds, request_bytes)] += 1
-            series.request_bytes_sum += request_bytes
-            series.response_bytes[bisect_left(self._bytes_bounds, response_bytes)] += 1
-            series.response_bytes_sum += response_bytes
-            if series.grpc:
-                series.request_messages += rec.request_messages
-                series.response_messages += rec.response_messages
+        return series
+
+    def bound(self, key: Hashable, rec: Callable[[], RequestRecord]) -> BoundSeries:
+        """The series bound to the caller's ``key``: a cheap tuple standing for a label set (for instance
+        the peer header, the service host, the status and the flags), so that a repeat call finds its
+        series with one lookup instead of building a :class:`RequestRecord`. ``rec`` builds the record of
+        the labels the first time ``key`` is seen; the same key must always stand for the same labels::
+
+            metrics.bound((peer_header, host, 200, "-"), lambda: RequestRecord(...)).observe(3.2, 0, 512)
+        """
+        series = self._bound.get(key)
+        if series is None:
+            series = self.series(rec())
+            if len(self._bound) >= _BOUND_LIMIT:
+                self._bound.clear()
+            self._bound[key] = series
+        return series
+
+    def forget_bound(self) -> None:
+        """Drop every key :meth:`bound` has seen (when what a key stands for may have changed, for instance an
+        endpoint's labels); the series and their counts stay."""
+        self._bound = {}
 
     def _new_series(self, key: tuple[object, ...], rec: RequestRecord) -> _Series:
         with self._lock:
             series = self._series.get(key)
             if series is None:
                 grpc = rec.request_protocol == "grpc"
-                series = _Series(_label_values(rec), grpc, len(self._bounds), len(self._bytes_bounds))
+                series = _Series(
+                    _label_values(rec), grpc, len(self._bounds), len(self._bytes_bounds), self._lock
+                )
                 self._series[key] = series
             return series
 
