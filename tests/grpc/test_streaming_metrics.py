@@ -1,0 +1,136 @@
+"""Acceptance 6 and 7: all four streaming kinds through the mesh, sync and asyncio, with Istio's metrics
+(request_protocol="grpc", grpc_response_status, message counts) recorded on both sides."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from libmesh.adapters import grpc as mesh_grpc
+
+from .conftest import Start
+from .proto import echo_pb2, echo_pb2_grpc
+from .support import (
+    HOST,
+    MODES,
+    Echo,
+    Mode,
+    always,
+    make_mesh,
+    metric_value,
+    run,
+    service_entry,
+    unary_many,
+    wait_until,
+)
+
+REQ = echo_pb2.EchoRequest
+
+
+def _all_kinds(mesh: Any, mode: Mode) -> dict[str, Any]:
+    msgs = [REQ(payload=p) for p in "abcd"]
+    if mode == "sync":
+        with mesh_grpc.channel(mesh, f"{HOST}:50051") as ch:
+            stub = echo_pb2_grpc.EchoStub(ch)
+            return {
+                "unary": stub.Unary(REQ(payload="u")).payload,
+                "server": [r.index for r in stub.ServerStream(REQ(count=5))],
+                "client": stub.ClientStream(iter(msgs)).payload,
+                "bidi": [r.payload for r in stub.Bidi(iter(msgs))],
+            }
+
+    async def main() -> dict[str, Any]:
+        async with mesh_grpc.aio_channel(mesh, f"{HOST}:50051") as ch:
+            stub = echo_pb2_grpc.EchoStub(ch)
+            call = stub.Bidi()
+            for m in msgs[:2]:
+                await call.write(m)
+                await call.read()
+            for m in msgs[2:]:
+                await call.write(m)
+            await call.done_writing()
+            rest = [r.payload async for r in call]
+            return {
+                "unary": (await stub.Unary(REQ(payload="u"))).payload,
+                "server": [r.index async for r in stub.ServerStream(REQ(count=5))],
+                "client": (await stub.ClientStream(iter(msgs))).payload,
+                "bidi": [r.payload async for r in stub.Bidi(iter(msgs))],
+                "bidi_rw": rest,
+            }
+
+    return run(main())
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("server", ["sync", "aio"])
+def test_all_four_kinds_pass_through_the_mesh_with_message_counts(
+    start: Start, mode: Mode, server: str
+) -> None:
+    server_mesh = make_mesh(app="echo")
+    s = start(Echo(), server, mesh=server_mesh)
+    mesh = make_mesh(service_entry([(s.port, {"app": "echo"})]))
+    got = _all_kinds(mesh, mode)
+    assert got["unary"] == "u"
+    assert got["server"] == [0, 1, 2, 3, 4]
+    assert got["client"] == "a,b,c,d"
+    assert got["bidi"] == ["a", "b", "c", "d"]
+    if mode == "aio":
+        assert got["bidi_rw"] == ["c", "d"]
+    calls = 5 if mode == "aio" else 4
+    # The server records a call as its handler returns, which may be just after the client has its answer.
+    wait_until(lambda: metric_value(server_mesh, "istio_requests_total") == calls)
+    for side, m in (("source", mesh), ("destination", server_mesh)):
+        labels = {
+            "reporter": side,
+            "request_protocol": "grpc",
+            "grpc_response_status": "0",
+            "response_code": "200",
+        }
+        assert metric_value(m, "istio_requests_total", **labels) == calls, side
+        # Requests: 1 + 1 + 4 + 4 (+ 4 written); responses: 1 + 5 + 1 + 4 (+ 4 read).
+        assert metric_value(m, "istio_request_messages_total", **labels) == (14 if mode == "aio" else 10), (
+            side
+        )
+        assert metric_value(m, "istio_response_messages_total", **labels) == (15 if mode == "aio" else 11), (
+            side
+        )
+    # The two ends know each other: the client labels the destination workload, the server the source.
+    assert metric_value(mesh, "istio_requests_total", destination_workload="echo-v1") == calls
+    assert metric_value(server_mesh, "istio_requests_total", source_workload="client-v1") == calls
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("server", ["sync", "aio"])
+def test_unavailable_is_counted_on_both_sides(start: Start, mode: Mode, server: str) -> None:
+    server_mesh = make_mesh(app="echo")
+    s = start(Echo(fail=always(grpc.StatusCode.UNAVAILABLE)), server, mesh=server_mesh)
+    mesh = make_mesh(
+        service_entry([(s.port, {})]),
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: echo}\nspec:\n"
+        "  hosts: [echo]\n  http: [{route: [{destination: {host: echo}}], retries: {attempts: 0}}]",
+    )
+    outcomes = unary_many(mesh, mode, [REQ()] * 3)
+    assert {o.code for o in outcomes} == {grpc.StatusCode.UNAVAILABLE}
+    wait_until(lambda: metric_value(server_mesh, "istio_requests_total") == 3)
+    for side, m in (("source", mesh), ("destination", server_mesh)):
+        total = metric_value(
+            m, "istio_requests_total", reporter=side, request_protocol="grpc", grpc_response_status="14"
+        )
+        assert total == 3, side
+        assert metric_value(m, "istio_requests_total", reporter=side, grpc_response_status="0") == 0
+
+
+@pytest.mark.parametrize("server", ["sync", "aio"])
+def test_a_servicer_that_sets_a_code_without_raising_is_recorded_with_it(start: Start, server: str) -> None:
+    server_mesh = make_mesh(app="echo")
+    s = start(Echo(), server, mesh=server_mesh)
+    mesh = make_mesh(service_entry([(s.port, {})]))
+    # The Echo servicer aborts on fail_code; the count of messages sent is 0 for a failed unary call.
+    out = unary_many(mesh, "sync", [REQ(fail_code=grpc.StatusCode.NOT_FOUND.value[0])])[0]
+    assert out.code == grpc.StatusCode.NOT_FOUND
+    labels = {"reporter": "destination", "grpc_response_status": "5"}
+    wait_until(lambda: metric_value(server_mesh, "istio_requests_total") == 1)
+    assert metric_value(server_mesh, "istio_requests_total", **labels) == 1
+    assert metric_value(server_mesh, "istio_response_messages_total", **labels) == 0
