@@ -804,10 +804,8 @@ class ConsulServer:
         return self._json(out, idx)
 
     def _catalog_nodes(self, rest: str, query: dict[str, list[str]], body: bytes) -> Any:
-        node = self._node_json()
-        return self._json(
-            [{**{k: v for k, v in node.items() if k != "CreateIndex"}, "CreateIndex": 1}], self._index
-        )
+        with self._cond:
+            return self._json([self._node_json()], self._index)
 
     # --- /v1/agent --------------------------------------------------------------------------------------
 
