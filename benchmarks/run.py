@@ -30,7 +30,7 @@ from . import Result
 __all__ = ["MODULES", "machine", "main", "render"]
 
 #: Benchmark modules, in the order their rows are printed.
-MODULES: tuple[str, ...] = ("route_bench", "regex_bench", "telemetry_bench")
+MODULES: tuple[str, ...] = ("route_bench", "regex_bench", "telemetry_bench", "grpc_bench")
 
 
 def machine() -> dict[str, Any]:

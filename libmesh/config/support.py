@@ -62,18 +62,19 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "HTTPSettings.max_requests_per_connection": (
         Support.PARTIAL,
         "only 1 is enforced (keep-alive off in the httpx client's pool for the destination); httpx cannot "
-        "close a connection after any other number of requests",
+        "close a connection after any other number of requests; not applied to gRPC channels",
     ),
     "HTTPSettings.idle_timeout": (
         Support.PARTIAL,
-        "closes the httpx client's idle connections to the destination; not applied to a transport the app "
-        "passes itself with transport=",
+        "closes the httpx client's idle connections to the destination (not applied to a transport the app "
+        "passes itself with transport=) and a gRPC mesh channel's idle per-endpoint channels",
     ),
     "TCPSettings.max_connections": (
         Support.PARTIAL,
         "caps the httpx client's connections to the destination (per MeshTransport, not per process; not "
         "applied to a transport the app passes itself with transport=); requests beyond it count as pending "
-        "for http1MaxPendingRequests",
+        "for http1MaxPendingRequests; a gRPC mesh channel keeps one channel (one HTTP/2 connection) per "
+        "endpoint whatever the limit",
     ),
     "HTTPSettings.use_client_protocol": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_concurrent_streams": (Support.NOT_YET, _POOL),

@@ -1,0 +1,187 @@
+"""gRPC data plane, bare against mesh: grpcio unary calls (sync and asyncio) on loopback.
+
+``python -m benchmarks.grpc_bench [--quick]``. As in ``http_bench``, the server runs in its own process (CPU
+read from ``/proc``) and each round measures the bare pair (plain channel, server without interceptor) and
+the mesh pair (:func:`libmesh.adapters.grpc.channel`/``aio_channel`` + the server interceptor) back to back,
+alternating which goes first; the sync client talks to ``grpc.server``, the asyncio client to
+``grpc.aio.server``. The mesh pair runs the HTTP benchmark's policy set: a 20-route VirtualService whose last
+route matches, a DestinationRule with LEAST_REQUEST + outlierDetection + connectionPool, the default retry
+policy, metrics on and tracing at 1 % sampling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from . import Result
+from .http_bench import Side, _p, _proc_cpu
+from .http_bench import config_yaml as _http_config
+
+__all__ = ["config_yaml", "main", "run"]
+
+HOST = "bench"
+METHOD = "/bench.Echo/Unary"
+_REQUEST = b'{"id": 1}'
+
+
+def config_yaml(port: int) -> str:
+    """The HTTP benchmark's config with the service port declared as gRPC."""
+    return (
+        _http_config(port)
+        .replace("name: http, protocol: HTTP", "name: grpc, protocol: GRPC")
+        .replace("ports: {http: ", "ports: {grpc: ")
+    )
+
+
+@contextmanager
+def server(mesh: bool, aio: bool) -> Iterator[tuple[int, int]]:
+    """Start ``benchmarks.grpc_server`` in a subprocess; yields (port, pid)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        cmd = [sys.executable, "-m", "benchmarks.grpc_server", "--port-file", str(port_file)]
+        if mesh:
+            cmd.append("--mesh")
+        if aio:
+            cmd.append("--aio")
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent)
+        try:
+            deadline = time.monotonic() + 30
+            while not port_file.exists() or not port_file.read_text().strip():
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("benchmark server did not start")
+                time.sleep(0.05)
+            yield int(port_file.read_text()), proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _mesh(port: int) -> Any:
+    from libmesh import Mesh, Workload
+    from libmesh.config import load_yaml
+
+    return Mesh(load_yaml(config_yaml(port)), workload=Workload(name="client", labels={"app": "client"}))
+
+
+def measure_sync(mesh: bool, n: int, warmup: int) -> Side:
+    """``n`` sequential unary calls (after ``warmup``) on a sync channel."""
+    with server(mesh, aio=False) as (port, pid):
+        if mesh:
+            from libmesh.adapters.grpc import channel
+
+            ch: Any = channel(_mesh(port), f"{HOST}:80")
+        else:
+            ch = grpc.insecure_channel(f"127.0.0.1:{port}")
+        with ch:
+            call = ch.unary_unary(METHOD, _registered_method=True)
+            for _ in range(warmup):
+                call(_REQUEST)
+            lat = []
+            cpu0, srv0 = time.process_time(), _proc_cpu(pid)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                call(_REQUEST)
+                lat.append(time.perf_counter() - t0)
+            return Side(lat, (time.process_time() - cpu0) / n, (_proc_cpu(pid) - srv0) / n)
+
+
+def measure_async(mesh: bool, n: int, warmup: int) -> Side:
+    """``n`` sequential unary calls (after ``warmup``) on a grpc.aio channel."""
+
+    async def go(port: int, pid: int) -> Side:
+        if mesh:
+            from libmesh.adapters.grpc import aio_channel
+
+            ch: Any = aio_channel(_mesh(port), f"{HOST}:80")
+        else:
+            ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        async with ch:
+            call = ch.unary_unary(METHOD, _registered_method=True)
+            for _ in range(warmup):
+                await call(_REQUEST)
+            lat = []
+            cpu0, srv0 = time.process_time(), _proc_cpu(pid)
+            for _ in range(n):
+                t0 = time.perf_counter()
+                await call(_REQUEST)
+                lat.append(time.perf_counter() - t0)
+            return Side(lat, (time.process_time() - cpu0) / n, (_proc_cpu(pid) - srv0) / n)
+
+    with server(mesh, aio=True) as (port, pid):
+        return asyncio.run(go(port, pid))
+
+
+def run(quick: bool = False) -> list[Result]:
+    """Rows for ``python -m benchmarks.run``: p50/p99 latency and client/server CPU per call, bare and mesh,
+    sync and asyncio, each mesh row read against its bare twin from the same rounds."""
+    rounds, n, warmup = (1, 200, 50) if quick else (5, 2000, 200)
+    results: list[Result] = []
+    for kind, measure in (("sync", measure_sync), ("aio", measure_async)):
+        sides: dict[bool, list[Side]] = {False: [], True: []}
+        for i in range(rounds):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            for mesh in order:
+                sides[mesh].append(measure(mesh, n, warmup))
+        for mesh in (False, True):
+            runs = sides[mesh]
+            lat = [x for s in runs for x in s.latencies]
+            tag = "mesh" if mesh else "bare"
+            bars = {"bar": 1.10, "goal": 1.05} if mesh else {}
+            results.append(
+                Result(
+                    f"grpc.{kind}.{tag}",
+                    f"grpc {kind} unary, {tag}: latency",
+                    statistics.median(lat),
+                    _p(lat, 0.99),
+                    len(lat),
+                    baseline=None if not mesh else f"grpc.{kind}.bare",
+                    note="bar/goal are ratios to bare" if mesh else "",
+                    **bars,  # type: ignore[arg-type]
+                )
+            )
+            for side in ("client", "server"):
+                cpu = [getattr(s, f"{side}_cpu") for s in runs]
+                results.append(
+                    Result(
+                        f"grpc.{kind}.{tag}.{side}_cpu",
+                        f"grpc {kind}, {tag}: {side} CPU per call",
+                        statistics.median(cpu),
+                        None,
+                        len(cpu),
+                        baseline=None if not mesh else f"grpc.{kind}.bare.{side}_cpu",
+                        bar=1.15 if mesh else None,
+                        goal=1.05 if mesh else None,
+                    )
+                )
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the table: latency and CPU per call, and the mesh/bare ratios."""
+    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
+    rows = run(quick)
+    by_name = {r.name: r for r in rows}
+    print(f"{'row':42} {'p50/median':>12} {'p99':>10} {'ratio':>7}")
+    for r in rows:
+        ratio = ""
+        if r.baseline and r.baseline in by_name:
+            ratio = f"{r.median / by_name[r.baseline].median:.3f}"
+        p99 = f"{r.p99 * 1e6:8.0f}us" if r.p99 is not None else ""
+        print(f"{r.label:42} {r.median * 1e6:10.1f}us {p99:>10} {ratio:>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
