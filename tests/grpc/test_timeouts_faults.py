@@ -35,7 +35,8 @@ def test_the_callers_shorter_deadline_wins(start: Start, mode: Mode) -> None:
     )
     out = unary(mesh, mode, echo_pb2.EchoRequest(), timeout=1.0)
     assert out.code == grpc.StatusCode.OK
-    assert 0.0 < out.reply.time_remaining <= 1.0  # not the route's 5 s
+    # grpc may round the deadline up a little on the wire; what matters is that it is not the route's 5 s.
+    assert 0.0 < out.reply.time_remaining <= 1.05
     out = unary(mesh, mode, echo_pb2.EchoRequest(delay=1.0), timeout=0.15)
     assert out.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert out.elapsed < 0.5
