@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CORPUS ?= ../shared/istio-corpus
 ARGS ?=
 
-.PHONY: demo test lint typecheck unit bench soak clean
+.PHONY: demo test lint typecheck unit e2e-deps bench soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -26,7 +26,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+# The end-to-end tests drive Debian's prometheus and chromium: installed here when missing (as root, with
+# apt-get); elsewhere those tests skip with the reason (and fail under CI=true).
+E2E_DEBS = $(if $(wildcard /usr/bin/prometheus),,prometheus) $(if $(wildcard /usr/bin/chromium),,chromium)
+
+e2e-deps:
+	@if [ -n "$(strip $(E2E_DEBS))" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $(strip $(E2E_DEBS)) for the end-to-end tests"; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(E2E_DEBS) >/dev/null; \
+	  else echo "cannot install $(strip $(E2E_DEBS)) (needs root and apt-get): the tests that need them skip"; fi; \
+	fi
+
+unit: $(STAMP) e2e-deps
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit
@@ -38,4 +50,4 @@ soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m soak
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache .artifacts examples/bookinfo_py/run

@@ -303,9 +303,10 @@ class Bookinfo:
     def page(self, user: str | None = None, client: httpx.Client | None = None) -> PageView:
         """Load /productpage as ``user`` (the session cookie the login form sets) or anonymously."""
         c = client or self.client
-        cookies = {"session": user} if user else None
+        # The cookie productpage's login form sets (per request: the client may be shared between users).
+        headers = {"cookie": f"session={user}"} if user else None
         started = time.monotonic()
-        res = c.get(f"{self.base_url}/productpage", cookies=cookies)
+        res = c.get(f"{self.base_url}/productpage", headers=headers)
         return parse_page(res.status_code, res.text, time.monotonic() - started)
 
     def pages(self, count: int, user: str | None = None, concurrency: int = 4) -> list[PageView]:

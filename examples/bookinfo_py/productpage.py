@@ -19,14 +19,14 @@ from urllib.parse import parse_qs
 
 import httpx
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 import libmesh
-from libmesh.adapters.asgi import MeshMiddleware, metrics_app
+from libmesh.adapters.asgi import MeshMiddleware
 from libmesh.adapters.httpx import AsyncMeshTransport
 
-from .runtime import STATUS_PATH, asgi_route, start, status_asgi
+from .runtime import fastapi_app, start, with_admin
 from .topology import Ports
 
 __all__ = ["EndUserFromCookie", "create_app", "main"]
@@ -84,9 +84,9 @@ def _cookie(headers: Sequence[tuple[bytes, bytes]], name: str) -> str | None:
     return None
 
 
-def create_app(mesh: libmesh.Mesh) -> FastAPI:
-    """The productpage app on ``mesh``."""
-    app = FastAPI(title="Bookinfo productpage")
+def create_app(mesh: libmesh.Mesh) -> Any:
+    """The productpage app on ``mesh``, with ``/metrics`` and the status endpoint beside it."""
+    app = fastapi_app("Bookinfo productpage")
     client = httpx.AsyncClient(transport=AsyncMeshTransport(mesh))
 
     @app.get("/", response_class=HTMLResponse)
@@ -129,9 +129,7 @@ def create_app(mesh: libmesh.Mesh) -> FastAPI:
 
     app.add_middleware(MeshMiddleware, mesh=mesh)
     app.add_middleware(EndUserFromCookie)  # outermost: the mesh sees the header
-    app.router.routes.append(asgi_route("/metrics", metrics_app(mesh)))
-    app.router.routes.append(asgi_route(STATUS_PATH, status_asgi(mesh)))
-    return app
+    return with_admin(mesh, app)
 
 
 async def _details(client: httpx.AsyncClient, product_id: int) -> tuple[int, dict[str, Any]]:
@@ -172,9 +170,7 @@ def _stars(rating: dict[str, Any]) -> str:
 def _page(user: str, details: tuple[int, dict[str, Any]], reviews: tuple[int, dict[str, Any]]) -> str:
     e = html.escape
     if user:
-        session = (
-            f'<span id="user">signed in as <b>{e(user)}</b></span> <a id="logout" href="/logout">Sign out</a>'
-        )
+        session = f'<span><span id="user">signed in as <b>{e(user)}</b></span> · <a id="logout" href="/logout">Sign out</a></span>'
     else:
         session = (
             '<form id="login" method="post" action="/login">'

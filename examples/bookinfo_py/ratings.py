@@ -15,14 +15,12 @@ from typing import Any
 
 import grpc.aio
 import uvicorn
-from starlette.applications import Starlette
 
 import libmesh
-from libmesh.adapters.asgi import metrics_app
 from libmesh.adapters.grpc import AioServerInterceptor
 
 from .proto import ratings_pb2, ratings_pb2_grpc
-from .runtime import STATUS_PATH, asgi_route, start, status_asgi
+from .runtime import start, with_admin
 from .topology import Ports
 
 __all__ = ["Ratings", "main"]
@@ -44,9 +42,7 @@ async def serve(mesh: libmesh.Mesh, port: int, http_port: int) -> None:
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
         raise SystemExit(f"ratings: cannot listen on 127.0.0.1:{port}")
     await server.start()
-    web = Starlette(
-        routes=[asgi_route("/metrics", metrics_app(mesh)), asgi_route(STATUS_PATH, status_asgi(mesh))]
-    )
+    web = with_admin(mesh)
     http = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=http_port, log_level="warning"))
     try:
         await http.serve()  # returns on SIGINT/SIGTERM

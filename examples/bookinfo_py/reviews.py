@@ -16,14 +16,13 @@ from typing import Any
 
 import grpc
 import uvicorn
-from fastapi import FastAPI
 
 import libmesh
-from libmesh.adapters.asgi import MeshMiddleware, metrics_app
+from libmesh.adapters.asgi import MeshMiddleware
 from libmesh.adapters.grpc import aio_channel
 
 from .proto import ratings_pb2, ratings_pb2_grpc
-from .runtime import STATUS_PATH, asgi_route, start, status_asgi
+from .runtime import fastapi_app, start, with_admin
 from .topology import Ports
 
 __all__ = ["RATINGS_TIMEOUT", "create_app", "main"]
@@ -46,9 +45,9 @@ REVIEWS = [
 ]
 
 
-def create_app(mesh: libmesh.Mesh, version: str) -> FastAPI:
-    """The reviews app of ``version`` on ``mesh``."""
-    app = FastAPI(title=f"Bookinfo reviews {version}")
+def create_app(mesh: libmesh.Mesh, version: str) -> Any:
+    """The reviews app of ``version`` on ``mesh``, with ``/metrics`` and the status endpoint beside it."""
+    app = fastapi_app(f"Bookinfo reviews {version}")
     state: dict[str, Any] = {}
 
     def ratings_stub() -> Any:
@@ -84,9 +83,7 @@ def create_app(mesh: libmesh.Mesh, version: str) -> FastAPI:
         return {"id": str(product_id), "podname": socket.gethostname(), "version": version, "reviews": out}
 
     app.add_middleware(MeshMiddleware, mesh=mesh)
-    app.router.routes.append(asgi_route("/metrics", metrics_app(mesh)))
-    app.router.routes.append(asgi_route(STATUS_PATH, status_asgi(mesh)))
-    return app
+    return with_admin(mesh, app)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,12 +30,13 @@ except ImportError:  # pragma: no cover - the telemetry extra is part of what ma
 __all__ = [
     "STATUS_PATH",
     "Service",
-    "asgi_route",
     "config_version",
+    "fastapi_app",
     "start",
     "status",
     "status_asgi",
     "status_wsgi",
+    "with_admin",
 ]
 
 log = logging.getLogger("bookinfo")
@@ -180,25 +181,41 @@ def status(mesh: libmesh.Mesh) -> dict[str, Any]:
     }
 
 
-class _Endpoint:
-    """An ASGI app as a Starlette route endpoint (a plain function would be taken for a request handler)."""
+def fastapi_app(title: str) -> Any:
+    """A FastAPI app whose own OpenTelemetry instrumentation (FastAPI 0.16x and later) is off: libmesh's
+    middleware already makes the server span, continuing the caller's trace, and a second one would start
+    a trace of its own."""
+    from fastapi import FastAPI
 
-    def __init__(self, app: Callable[..., Any]) -> None:
-        self.app = app
+    try:
+        return FastAPI(title=title, telemetry={"tracing": False, "metrics": False, "auto_configure": False})
+    except TypeError:  # a FastAPI without native telemetry
+        return FastAPI(title=title)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
 
+def with_admin(mesh: libmesh.Mesh, app: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """An ASGI app serving ``/metrics`` and the status endpoint of ``mesh`` and passing every other request to
+    ``app`` (404 without one). The two admin paths stay outside the app's mesh middleware, as Istio's
+    merged-metrics port is outside the inbound listener, so scrapes are not counted as requests to the
+    service::
 
-def asgi_route(path: str, app: Callable[..., Any]) -> Any:
-    """A Starlette route serving the ASGI ``app`` at exactly ``path`` (a mount would redirect ``path`` to
-    ``path/``)::
-
-        fastapi_app.router.routes.append(asgi_route("/metrics", metrics_app(mesh)))
+        uvicorn.run(with_admin(mesh, fastapi_app), host="127.0.0.1", port=9080)
     """
-    from starlette.routing import Route
+    from libmesh.adapters.asgi import metrics_app
 
-    return Route(path, _Endpoint(app))
+    admin = {"/metrics": metrics_app(mesh), STATUS_PATH: status_asgi(mesh)}
+
+    async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        target = admin.get(scope.get("path", "")) if scope["type"] == "http" else None
+        if target is not None:
+            await target(scope, receive, send)
+        elif app is not None:
+            await app(scope, receive, send)
+        elif scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 404, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+    return dispatch
 
 
 def status_asgi(mesh: libmesh.Mesh) -> Callable[..., Any]:
