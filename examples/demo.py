@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import socket
 import sys
 import time
@@ -299,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             _say("a service exited; see its log in " + str(app.log_dir))
             return 1
         except KeyboardInterrupt:
+            # Ctrl-C reached the services too (one process group); a second one must not cut the cleanup.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _say("\nstopping ...")
     return 0
 
