@@ -15,6 +15,8 @@ deadline, with no app code.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -22,7 +24,9 @@ from libmesh.mesh import Mesh
 
 from ._server import FAULT_HEADER, Inbound, join_headers
 
-__all__ = ["MeshMiddleware", "metrics_app"]
+__all__ = ["MeshMiddleware", "metrics_app", "status_app"]
+
+log = logging.getLogger("libmesh")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -45,6 +49,9 @@ class MeshMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.mesh.registration is not None:
+                await self.app(scope, receive, self._registering(send))
+                return
             await self.app(scope, receive, send)
             return
         headers = join_headers(
@@ -95,6 +102,31 @@ class MeshMiddleware:
         finally:
             inbound.end(error)
 
+    def _registering(self, send: Send) -> Send:
+        """``send`` for the lifespan scope, registering the workload in Consul once the app has started and
+        deregistering it before the app reports it has shut down (``Mesh.registration``, opt-in)."""
+        registration = self.mesh.registration
+        handle: Any = None
+
+        async def lifespan_send(message: Message) -> None:
+            nonlocal handle
+            kind = message.get("type")
+            if kind == "lifespan.startup.complete" and registration is not None and handle is None:
+                from libmesh.discovery.consul import register_workload_async
+
+                try:
+                    handle = await register_workload_async(registration)
+                except Exception as e:  # the app still starts; it is just not discoverable
+                    log.error("libmesh: registering %s in Consul failed: %s", registration.id, e)
+            elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") and handle is not None:
+                try:
+                    await handle.aclose()
+                finally:
+                    handle = None
+            await send(message)
+
+        return lifespan_send
+
 
 def metrics_app(mesh: Mesh) -> ASGIApp:
     """An ASGI app answering with the mesh's Prometheus exposition (mount it at ``/metrics``)."""
@@ -113,6 +145,33 @@ def metrics_app(mesh: Mesh) -> ASGIApp:
                 "status": 200,
                 "headers": [
                     (b"content-type", content_type.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def status_app(mesh: Mesh) -> ASGIApp:
+    """An ASGI app answering with :meth:`Mesh.status` as JSON: the config version serving, its source, the
+    last error, and the clusters' endpoints and ejections. Mount it at e.g. ``/libmesh/status`` and read it
+    with ``libmesh status URL``::
+
+        app.mount("/libmesh/status", status_app(mesh))
+    """
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = json.dumps(mesh.status(), indent=2, sort_keys=True).encode("utf-8")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

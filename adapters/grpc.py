@@ -55,6 +55,7 @@ __all__ = [
     "ServerInterceptor",
     "aio_channel",
     "channel",
+    "register_server",
 ]
 
 
@@ -91,3 +92,36 @@ def aio_channel(
             reply = await EchoStub(ch).Unary(request)
     """
     return AioMeshChannel(mesh, target, options=options, credentials=credentials, compression=compression)
+
+
+def register_server(server: Any, mesh: Mesh) -> Any:
+    """Register the workload in Consul now, as ``mesh.registration`` describes it (opt-in: nothing happens
+    without one), and have ``server.stop()`` deregister it before stopping; works for ``grpc.server`` and
+    ``grpc.aio.server``. Returns the registration handle (``None`` without a registration)::
+
+        server.start()
+        libmesh.adapters.grpc.register_server(server, mesh)
+    """
+    registration = mesh.registration
+    if registration is None:
+        return None
+    from libmesh.discovery.consul import register_workload
+
+    handle = register_workload(registration, at_exit=True)
+    stop = server.stop
+
+    if isinstance(server, grpc.aio.Server):
+
+        async def aio_stop(grace: float | None) -> None:
+            handle.close()
+            await stop(grace)
+
+        server.stop = aio_stop  # type: ignore[method-assign]
+    else:
+
+        def sync_stop(grace: float | None) -> Any:
+            handle.close()
+            return stop(grace)
+
+        server.stop = sync_stop
+    return handle

@@ -13,6 +13,8 @@ through :func:`libmesh.telemetry.context.wrap` or ``submit``.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -20,7 +22,9 @@ from libmesh.mesh import Mesh
 
 from ._server import FAULT_HEADER, Inbound, join_headers
 
-__all__ = ["MeshMiddleware", "metrics_app"]
+__all__ = ["MeshMiddleware", "metrics_app", "status_app"]
+
+log = logging.getLogger("libmesh")
 
 StartResponse = Callable[..., Callable[[bytes], object]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -69,6 +73,17 @@ class MeshMiddleware:
     def __init__(self, app: WSGIApp, mesh: Mesh) -> None:
         self.app = app
         self.mesh = mesh
+        #: The Consul registration made now when ``mesh.registration`` asks for one (a WSGI server has no
+        #: startup or shutdown hook: the workload is deregistered at interpreter exit, or by closing this).
+        self.registered: Any = None
+        registration = mesh.registration
+        if registration is not None:
+            from libmesh.discovery.consul import register_workload
+
+            try:
+                self.registered = register_workload(registration, at_exit=True)
+            except Exception as e:  # the app still serves; it is just not discoverable
+                log.error("libmesh: registering %s in Consul failed: %s", registration.id, e)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         headers = _headers(environ)
@@ -118,6 +133,18 @@ def metrics_app(mesh: Mesh) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         body, content_type = mesh.metrics_exposition(environ.get("HTTP_ACCEPT"))
         start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def status_app(mesh: Mesh) -> WSGIApp:
+    """A WSGI app answering with :meth:`Mesh.status` as JSON (mount it at e.g. ``/libmesh/status``; read
+    it with ``libmesh status URL``)."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        body = json.dumps(mesh.status(), indent=2, sort_keys=True).encode("utf-8")
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
     return app

@@ -2,7 +2,8 @@
 
 ``libmesh validate PATH...`` exits 0 when the config is valid, 1 when it is not and 2 on a usage error.
 ``libmesh explain --config PATH URL`` prints what the mesh would do with one request; ``--json`` prints one
-JSON object for scripts (keys documented in docs/cli.md).
+JSON object for scripts (keys documented in docs/cli.md). ``libmesh status URL`` reads a running workload's
+status endpoint: the config version it serves, where from, the last error, its clusters.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 from .config.loader import parse_paths
 from .errors import ConfigIssue
 
-__all__ = ["explain_json", "main"]
+__all__ = ["explain_json", "main", "status_text"]
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +47,13 @@ def _build_parser() -> argparse.ArgumentParser:
     e.add_argument("-H", "--header", dest="headers", action="append", default=[], metavar="'Name: value'")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("url", metavar="URL")
+
+    st = sub.add_parser("status", help="show what a running workload's mesh serves (its status endpoint)")
+    st.add_argument(
+        "url", metavar="URL", help="the status endpoint, e.g. http://127.0.0.1:9080/libmesh/status"
+    )
+    st.add_argument("--json", action="store_true", help="print the endpoint's JSON as is")
+    st.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)")
     return parser
 
 
@@ -55,7 +63,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args)
+    if args.command == "status":
+        return _status(args)
     return _explain(args, parser)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    url = args.url if "://" in args.url else f"http://{args.url}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            status = json.loads(response.read().decode("utf-8"))
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        print(f"libmesh status: cannot read {url}: {e}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+    else:
+        print(status_text(status))
+    return EXIT_OK
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """The human-readable form ``libmesh status`` prints for a status endpoint's JSON."""
+    import time
+
+    wl = status.get("workload", {})
+    cfg = status.get("config", {})
+    lines = [
+        f"workload: {wl.get('name')}.{wl.get('namespace')}",
+        f"config version: {cfg.get('version')}",
+        f"source: {cfg.get('source')}",
+    ]
+    applied = cfg.get("last_applied")
+    if applied:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(applied))
+        lines.append(f"last applied: {stamp} ({time.time() - applied:.1f}s ago)")
+    reloads = cfg.get("reloads", {})
+    lines.append(f"reloads: {reloads.get('applied', 0)} applied, {reloads.get('rejected', 0)} rejected")
+    lines.append(f"last error: {cfg.get('last_error') or '-'}")
+    clusters = status.get("clusters", {})
+    lines.append(f"clusters: {len(clusters)}")
+    for name, c in clusters.items():
+        ejected = c.get("ejected") or []
+        extra = f", ejected: {', '.join(ejected)}" if ejected else ""
+        lines.append(f"  {name}: {len(c.get('endpoints', []))} endpoints, {c.get('healthy')} healthy{extra}")
+    registry = status.get("registry")
+    if registry:
+        lines.append(f"registry: {json.dumps(registry, sort_keys=True)}")
+    return "\n".join(lines)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,16 @@ from .errors import ConfigError
 from .policy.cluster import Cluster
 from .policy.engine import CallPlan
 from .policy.retry import RetryBudget
+from .reload import (
+    DEFAULT_DEBOUNCE,
+    ConfigSource,
+    ConsulKVSource,
+    FileSource,
+    Reloader,
+    ReloadResult,
+    ReloadState,
+    config_version,
+)
 from .routing.call import Call
 from .routing.decision import Mirror, WeightedDestination
 from .routing.policy import EffectivePolicy, effective_policy
@@ -41,6 +51,7 @@ from .telemetry.accesslog import AccessLogEntry, AccessLogger, default_details
 from .workload import Workload
 
 if TYPE_CHECKING:
+    from .discovery.consul import Registration
     from .telemetry.metrics import IstioMetrics, Peer, RequestRecord
     from .telemetry.tracing import Tracer
 
@@ -72,6 +83,8 @@ class Mesh:
         workload: Workload | None = None,
         namespace: str | None = None,
         registry: Registry | None = None,
+        discovery: Registry | Sequence[Registry] | None = None,
+        registration: Registration | None = None,
         mesh_config: MeshConfigSpec | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: random.Random | None = None,
@@ -85,15 +98,22 @@ class Mesh:
         self.rand = rand or random.Random()
         self._explicit_mesh_config = mesh_config
         self._explicit_registry = registry
+        #: This workload's Consul registration, made by the server adapters at startup (opt-in).
+        self.registration = registration
+        self._discovery: tuple[Registry, ...] = (
+            ()
+            if discovery is None
+            else (discovery,)
+            if not isinstance(discovery, Sequence)
+            else tuple(discovery)
+        )
         self._lock = threading.Lock()
         self._clusters: dict[tuple[str, str | None, int], Cluster] = {}
         self._budgets: dict[str, RetryBudget | None] = {}
         self._endpoint_peers: dict[tuple[str, str], Peer] = {}
         self.config = config or ConfigSet()
         self.mesh_config = self._mesh_config(self.config)
-        self.registry: Registry = registry or StaticRegistry.from_config(
-            self.config, namespace=self.namespace, client_namespace=self.workload.namespace
-        )
+        self.registry: Registry = self._registry(self.config)
         self.snapshot = self._compile(self.config)
         self._unsubscribe = self.registry.subscribe(self._endpoints_changed)
         telemetry = self.mesh_config.telemetry
@@ -115,6 +135,13 @@ class Mesh:
         #: the destination's id and holding the destination so the id cannot be reused while cached.
         self.legs: dict[int, Any] = {}
         self._local_host: tuple[MeshConfigSpec, str] | None = None
+        #: The config's history: version, source, last error, reload counts (see :meth:`status`).
+        self.reload_state = ReloadState(version=config_version(self.config))
+        self._reloader: Reloader | None = None
+        if self.metrics is not None:
+            from .telemetry.config_metrics import register_config_metrics
+
+            register_config_metrics(self.metrics.registry, lambda: self.reload_state)
         #: The address outbound calls come from, which ``consistentHash.useSourceIp`` hashes: a sidecar sees
         #: the pod's IP there, so every call of this workload instance sticks to one endpoint while other
         #: instances spread. ``INSTANCE_IP``/``POD_IP`` (Kubernetes' downward API), else the host name.
@@ -130,19 +157,33 @@ class Mesh:
         *paths: str | os.PathLike[str],
         workload: Workload | None = None,
         namespace: str | None = None,
+        watch: bool = True,
+        debounce: float = DEFAULT_DEBOUNCE,
         **kwargs: Any,
     ) -> Mesh:
-        """A mesh configured from Istio YAML files and directories (raises :class:`ConfigError`)."""
+        """A mesh configured from Istio YAML files and directories (raises :class:`ConfigError` when the config
+        has errors). With ``watch`` (the default) the paths are followed: every valid change is swapped in
+        within about ``debounce`` seconds plus the time to compile it, and an invalid one is logged with its
+        ``file:line`` and rejected while the last good version keeps serving (see :mod:`libmesh.reload`)."""
         ns = namespace or (workload.namespace if workload is not None else "default")
-        return cls(load_paths(paths, namespace=ns), workload=workload, namespace=ns, **kwargs)
+        mesh = cls(load_paths(paths, namespace=ns), workload=workload, namespace=ns, **kwargs)
+        mesh.follow(FileSource(paths), debounce=debounce, watch=watch)
+        return mesh
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Mesh:
         """A mesh configured from the environment:
 
-        ``LIBMESH_CONFIG`` (paths separated by ``os.pathsep``), ``LIBMESH_WORKLOAD`` (name),
-        ``LIBMESH_NAMESPACE``, ``LIBMESH_LABELS`` (``app=reviews,version=v2``) and
-        ``LIBMESH_SERVICE_ACCOUNT``.
+        - the workload: ``LIBMESH_WORKLOAD`` (name), ``LIBMESH_NAMESPACE``, ``LIBMESH_LABELS``
+          (``app=reviews,version=v2``), ``LIBMESH_SERVICE_ACCOUNT``;
+        - config: ``LIBMESH_CONFIG``, either paths separated by ``os.pathsep`` or
+          ``consul-kv://HOST:PORT/PREFIX`` (Istio YAML under a Consul KV prefix, followed with blocking
+          queries); followed for changes unless ``LIBMESH_WATCH=0``;
+        - discovery: ``LIBMESH_DISCOVERY=consul`` adds Consul's passing instances (agent at
+          ``CONSUL_HTTP_ADDR``) to the endpoints ServiceEntries give;
+        - self-registration: ``LIBMESH_CONSUL_REGISTER=1`` with ``LIBMESH_PORT`` (the port the app serves
+          on) registers the workload in Consul when the server adapters start and deregisters it when they
+          stop (see :meth:`libmesh.discovery.consul.Registration.from_env` for the check settings).
         """
         env = os.environ if environ is None else environ
         labels = dict(pair.split("=", 1) for pair in env.get("LIBMESH_LABELS", "").split(",") if "=" in pair)
@@ -153,9 +194,27 @@ class Mesh:
             labels=labels,
             service_account=env.get("LIBMESH_SERVICE_ACCOUNT"),
         )
-        paths = [Path(p) for p in env.get("LIBMESH_CONFIG", "").split(os.pathsep) if p]
-        config = load_paths(paths, namespace=namespace) if paths else ConfigSet()
-        return cls(config, workload=workload, namespace=namespace, **kwargs)
+        if env.get("LIBMESH_DISCOVERY", "").strip().lower() == "consul" and "discovery" not in kwargs:
+            from .discovery.consul import ConsulRegistry
+
+            kwargs["discovery"] = ConsulRegistry(env.get("CONSUL_HTTP_ADDR"), namespace=namespace)
+        if "registration" not in kwargs and _truthy(env.get("LIBMESH_CONSUL_REGISTER")):
+            from .discovery.consul import Registration
+
+            port = env.get("LIBMESH_PORT", "")
+            if not port.isdigit():
+                raise ValueError("LIBMESH_CONSUL_REGISTER needs LIBMESH_PORT, the port the app serves on")
+            kwargs["registration"] = Registration.from_env(workload, int(port), env)
+        watch = env.get("LIBMESH_WATCH", "1").strip().lower() not in ("0", "false", "no", "off")
+        spec = env.get("LIBMESH_CONFIG", "")
+        if spec.startswith(("consul-kv://", "consul-kvs://")):
+            mesh = cls(ConfigSet(), workload=workload, namespace=namespace, **kwargs)
+            mesh.follow(ConsulKVSource.from_url(spec), watch=watch)
+            return mesh
+        paths = [Path(p) for p in spec.split(os.pathsep) if p]
+        if paths:
+            return cls.from_paths(*paths, workload=workload, namespace=namespace, watch=watch, **kwargs)
+        return cls(ConfigSet(), workload=workload, namespace=namespace, **kwargs)
 
     def _mesh_config(self, config: ConfigSet) -> MeshConfigSpec:
         if self._explicit_mesh_config is not None:
@@ -163,38 +222,139 @@ class Mesh:
         meshes = config.of_kind(MeshConfig)
         return meshes[0].spec if meshes else MeshConfigSpec()
 
-    def _compile(self, config: ConfigSet) -> Snapshot:
+    def _registry(self, config: ConfigSet) -> Registry:
+        """The registry for ``config``: the one passed as ``registry`` as is; otherwise the static registry
+        built from its ServiceEntries and WorkloadEntries (rebuilt on every apply), followed by the
+        ``discovery`` registries (Consul...) whose endpoints merge with it."""
+        if self._explicit_registry is not None:
+            return self._explicit_registry
+        static = StaticRegistry.from_config(
+            config, namespace=self.namespace, client_namespace=self.workload.namespace
+        )
+        if not self._discovery:
+            return static
+        from .discovery.chained import ChainedRegistry
+
+        return ChainedRegistry(static, *self._discovery)
+
+    def _compile(self, config: ConfigSet, mesh_config: MeshConfigSpec | None = None) -> Snapshot:
         return Snapshot.compile(
-            config, workload=self.workload, mesh=self.mesh_config, namespace=self.namespace
+            config, workload=self.workload, mesh=mesh_config or self.mesh_config, namespace=self.namespace
         )
 
     def apply(self, config: ConfigSet) -> Snapshot:
         """Compile ``config`` and swap it in; calls in flight finish on the snapshot they started with.
-        Raises :class:`ConfigError` (leaving the current snapshot serving) if ``config`` has errors."""
+        Raises :class:`ConfigError` (leaving the current snapshot serving) if ``config`` has errors.
+
+        Everything is built before anything is swapped, so a config that fails to compile changes nothing.
+        Telemetry settings (metrics on/off, tracing, access log) are read when the mesh is built; a change
+        to them in MeshConfig takes effect on restart."""
         if config.errors:
             raise ConfigError(config.issues)
         mesh_config = self._mesh_config(config)
-        old_mesh_config = self.mesh_config
-        self.mesh_config = mesh_config
-        try:
-            snapshot = self._compile(config)
-            registry = self._explicit_registry or StaticRegistry.from_config(
-                config, namespace=self.namespace, client_namespace=self.workload.namespace
-            )
-        except Exception:
-            self.mesh_config = old_mesh_config
-            raise
+        snapshot = self._compile(config, mesh_config)
+        registry = self._registry(config)
         with self._lock:
             if registry is not self.registry:
                 self._unsubscribe()
+                replaced = self.registry
                 self.registry = registry
                 self._unsubscribe = registry.subscribe(self._endpoints_changed)
+                if replaced is not self._explicit_registry:
+                    # A chain this mesh built: let go of the discovery registries it listened to.
+                    detach = getattr(replaced, "detach", None)
+                    if callable(detach):
+                        detach()
             self.config = config
+            self.mesh_config = mesh_config
             self.snapshot = snapshot
             self._budgets.clear()
             self.legs.clear()
         self._endpoints_changed()
         return snapshot
+
+    # --- config sources and hot reload ------------------------------------------------------------------
+
+    @property
+    def config_version(self) -> str:
+        """The version of the config serving now: 12 hex digits that depend on the resources' meaning only
+        (see :func:`libmesh.reload.config_version`), the same on every workload running the same config."""
+        return self.reload_state.version
+
+    def follow(
+        self,
+        source: ConfigSource,
+        *,
+        debounce: float = DEFAULT_DEBOUNCE,
+        initial: bool = True,
+        watch: bool = True,
+    ) -> Reloader:
+        """Follow ``source`` (files, Consul KV, or any :class:`~libmesh.reload.ConfigSource`): each change is
+        validated off the hot path and swapped in (see :mod:`libmesh.reload`). With ``initial`` the source
+        is read now, on this thread; with ``watch`` it is then followed on a background thread (without,
+        :meth:`reload` reads it on demand). Replaces any source followed before::
+
+            mesh.follow(ConsulKVSource.from_url("consul-kv://127.0.0.1:8500/libmesh/config/"))
+        """
+        previous = self._reloader
+        if previous is not None:
+            previous.close()
+        reloader = Reloader(self, source, debounce=debounce)
+        self._reloader = reloader
+        self.reload_state.source = source.describe()
+        if initial:
+            reloader.reload()
+        return reloader.start() if watch else reloader
+
+    def reload(self) -> ReloadResult:
+        """Read the followed source now and apply what changed (raises ``RuntimeError`` when the mesh follows
+        no source: build it with ``from_paths`` or call :meth:`follow`)."""
+        if self._reloader is None:
+            raise RuntimeError("this mesh follows no config source (use Mesh.from_paths or Mesh.follow)")
+        return self._reloader.reload()
+
+    def count_reload(self, result: str) -> None:
+        """Note a reload's result for the logs' and metrics' sake (the :class:`Reloader` calls it)."""
+        log.debug("libmesh: config reload %s", result)
+
+    def status(self) -> dict[str, Any]:
+        """What this workload's mesh runs now, as JSON-able data (the status endpoint serves it): the config
+        version, its source, when it landed, the last error, reload counts, and per cluster its endpoints,
+        the ejected ones and the circuit breakers' state."""
+        state = self.reload_state
+        clusters = {}
+        for name, cluster in sorted(self.clusters().items()):
+            stats = cluster.stats()
+            clusters[name] = {
+                "endpoints": list(stats.endpoints),
+                "healthy": stats.healthy,
+                "ejected": sorted(stats.ejected),
+                "panic": stats.panic,
+                "active_requests": stats.active_requests,
+                "requests_overflowed": stats.requests_overflowed,
+            }
+        out: dict[str, Any] = {
+            "workload": {
+                "name": self.workload.name,
+                "namespace": self.workload.namespace,
+                "labels": dict(self.workload.labels),
+            },
+            "config": {
+                "version": state.version,
+                "source": state.source,
+                "last_applied": state.last_applied,
+                "last_attempt": state.last_attempt,
+                "last_error": state.last_error,
+                "last_rejected": list(state.last_rejected),
+                "reloads": {"applied": state.applied, "rejected": state.rejected},
+                "resources": len(self.config.documents),
+            },
+            "clusters": clusters,
+        }
+        describe = getattr(self.registry, "status", None)
+        if callable(describe):
+            out["registry"] = describe()
+        return out
 
     def _make_metrics(self, telemetry: Any) -> IstioMetrics | None:
         if telemetry is not None and telemetry.metrics is False:
@@ -357,10 +517,15 @@ class Mesh:
         with self._lock:
             clusters = list(self._clusters.items())
         for (host, subset, port), cluster in clusters:
-            endpoints = self.registry.endpoints(host, port) or ()
+            found = self.registry.endpoints(host, port)
+            endpoints = found or ()
             labels = self.snapshot.subset_labels(host, subset) if subset else None
             policy = effective_policy(self.snapshot.traffic_policy(host, subset, port))
-            if policy != cluster.policy and not cluster.passthrough:
+            if (found is None and not self._registry_knows(host, port)) or self._is_passthrough(host, port):
+                # As cluster() builds it, so that a host a registry has just learned of (it was passed
+                # through until now) gets a real cluster, and the two policies compare like for like.
+                policy = _passthrough(policy)
+            if policy != cluster.policy:
                 with self._lock:
                     self._clusters.pop((host, subset, port), None)  # rebuilt with the new policy on next use
                 continue
@@ -519,8 +684,15 @@ class Mesh:
         return self.metrics.exposition(accept)
 
     def close(self) -> None:
-        """Stop following the registry; the mesh keeps answering with what it has."""
+        """Stop following the config source and the registry; the mesh keeps answering with what it has."""
+        if self._reloader is not None:
+            self._reloader.close()
+            self._reloader = None
         self._unsubscribe()
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _encode_peer(peer: Peer | None) -> str | None:

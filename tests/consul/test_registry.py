@@ -502,11 +502,6 @@ def test_registration_from_env() -> None:
         Registration.from_env(wl, 1, {"LIBMESH_CONSUL_REGISTER": "1", "LIBMESH_CONSUL_CHECK": "exec"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Mesh keeps the passthrough cluster it made while the host was unknown; needs Mesh._endpoints_changed "
-    "to rebuild a cluster whose passthrough-ness changed (see the report of the Consul registry work)",
-)
 def test_a_host_called_before_consul_knows_it_gets_traffic_once_registered(agent: Agent, names: str) -> None:
     c = agent.client()
     name = f"{names}-unknown"
