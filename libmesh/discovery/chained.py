@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..config.model.service_entry import ServiceEntryResolution
 from .endpoint import Endpoint, Registry
@@ -98,6 +99,15 @@ class ChainedRegistry:
                     self._callbacks.remove(callback)
 
         return unsubscribe
+
+    def status(self) -> dict[str, Any]:
+        """The status of every registry that can describe itself, by class name."""
+        out: dict[str, Any] = {}
+        for r in self.registries:
+            describe = getattr(r, "status", None)
+            if callable(describe):
+                out[type(r).__name__] = describe()
+        return out
 
     def detach(self) -> None:
         """Stop listening to the registries, leaving them open (the mesh does this when a reload replaces

@@ -313,6 +313,17 @@ class ConsulRegistry:
             watches = list(self._watches.values())
         return {w.name: (0.0 if w.stale_since is None else now - w.stale_since) for w in watches}
 
+    def status(self) -> dict[str, Any]:
+        """What a status page shows: the agent, and per followed service its staleness and last error."""
+        staleness = self.staleness_by_service()
+        return {
+            "consul": f"{self.scheme}://{self.host}:{self.port}",
+            "services": {
+                name: {"staleness_seconds": round(age, 3), "last_error": self.last_error(name)}
+                for name, age in sorted(staleness.items())
+            },
+        }
+
     def last_error(self, service: str) -> str | None:
         """The error of the last failed query for ``service`` while it is stale, else ``None``."""
         with self._lock:

@@ -19,6 +19,7 @@ import libmesh
 from libmesh.adapters.asgi import status_app
 from libmesh.adapters.httpx import MeshTransport
 from libmesh.cli import main as cli
+from tests.consul.conftest import Agent
 from tests.http.conftest import Serve
 from tests.http.support import Upstream, service_entry
 
@@ -265,3 +266,18 @@ def test_status_endpoint_and_cli_show_the_version_in_use(
         assert cli(["status", "http://127.0.0.1:1/nothing"]) == 1
     finally:
         mesh.close()
+
+
+def test_status_shows_consul_staleness_through_the_chained_registry(agent: Agent) -> None:
+    from libmesh.discovery.consul import ConsulRegistry
+
+    name = f"stale-{time.monotonic_ns()}"
+    registry = ConsulRegistry(agent.http_addr, services=[name], metrics_registry=None)
+    mesh = libmesh.Mesh(workload=libmesh.Workload(name="pp"), discovery=registry)
+    try:
+        assert registry.wait_ready(5)
+        services = mesh.status()["registry"]["ConsulRegistry"]["services"]
+        assert services[name] == {"staleness_seconds": 0.0, "last_error": None}
+    finally:
+        mesh.close()
+        registry.close()
