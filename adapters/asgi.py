@@ -22,7 +22,7 @@ from typing import Any
 
 from libmesh.mesh import Mesh
 
-from ._server import FAULT_HEADER, Inbound, join_headers
+from ._server import FAULT_HEADER, Inbound
 
 __all__ = ["MeshMiddleware", "metrics_app", "status_app"]
 
@@ -54,9 +54,12 @@ class MeshMiddleware:
                 return
             await self.app(scope, receive, send)
             return
-        headers = join_headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope.get("headers", ())
-        )
+        # join_headers, inlined: feeding it a generator costs about a microsecond per request.
+        headers: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = raw_name.decode("latin-1").lower()
+            value = raw_value.decode("latin-1")
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
         server = scope.get("server")
         authority = headers.get("host") or (f"{server[0]}:{server[1]}" if server else "")
         path = scope.get("raw_path", b"").decode("latin-1") or scope.get("path", "/")
