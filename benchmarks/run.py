@@ -30,7 +30,14 @@ from . import Result
 __all__ = ["MODULES", "machine", "main", "render"]
 
 #: Benchmark modules, in the order their rows are printed.
-MODULES: tuple[str, ...] = ("route_bench", "regex_bench", "telemetry_bench", "grpc_bench")
+MODULES: tuple[str, ...] = (
+    "route_bench",
+    "regex_bench",
+    "telemetry_bench",
+    "http_overhead",
+    "http_bench",
+    "grpc_bench",
+)
 
 
 def machine() -> dict[str, Any]:
