@@ -90,8 +90,9 @@ class FileSource:
         return "files: " + ", ".join(str(p) for p in self.paths)
 
     def read(self) -> Sequence[tuple[str, str]]:
-        """Every file's text; a file that cannot be read becomes a unit whose text is empty and whose read
-        error :func:`parse_units` reports (through the loader, which names the file)."""
+        """Every file's text. A file that cannot be read becomes a unit that :func:`parse_units` rejects
+        (so its last good version serves); a file deleted inside a followed directory takes its resources
+        with it; a followed path that is gone raises ``FileNotFoundError`` (the mesh keeps its config)."""
         return [(name, text) for name, text in self._files()]
 
     def _files(self) -> Iterator[tuple[str, str]]:
@@ -101,7 +102,9 @@ class FileSource:
             elif path.exists():
                 files = [path]
             else:
-                continue  # a deleted file takes its resources with it
+                # A path the mesh was told to follow has gone (an unmounted volume, a mistyped rename):
+                # rather than read that as "no config", keep serving what was loaded from it.
+                raise FileNotFoundError(f"{path}: no such file or directory")
             for f in files:
                 try:
                     yield str(f), f.read_text(encoding="utf-8")
@@ -346,7 +349,11 @@ class Reloader:
                 log.exception("libmesh: watching %s failed; retrying", self.source.describe())
                 self._stop.wait(1.0)
             else:
-                return
+                if not self._stop.is_set():
+                    # The watch ended by itself (its directory went away, say): look again shortly, and
+                    # read the source then, since changes may have been missed meanwhile.
+                    self._stop.wait(1.0)
+                    self._dirty.set()
 
     def _apply_loop(self) -> None:
         while not self._stop.is_set():

@@ -281,3 +281,28 @@ def test_status_shows_consul_staleness_through_the_chained_registry(agent: Agent
     finally:
         mesh.close()
         registry.close()
+
+
+def test_a_followed_directory_that_vanishes_keeps_the_config_serving(config_dir: Path) -> None:
+    import shutil
+
+    mesh = mesh_for(config_dir)
+    try:
+        with httpx.Client(transport=MeshTransport(mesh)) as client:
+            version = mesh.config_version
+            saved = {p.name: p.read_text() for p in config_dir.iterdir()}
+            shutil.rmtree(config_dir)
+            deadline = time.monotonic() + 2
+            while not (mesh.status()["config"]["last_error"] or "").startswith("reading files:"):
+                assert time.monotonic() < deadline, "the missing directory was not noticed"
+                time.sleep(0.02)
+            assert mesh.config_version == version
+            assert answered_by(client) == "v1"
+            # When it comes back (with a change), following resumes.
+            config_dir.mkdir()
+            for name, text in saved.items():
+                write(config_dir / name, text)
+            write(config_dir / "route.yaml", route("v2"))
+            until(client, "v2", timeout=3.0)
+    finally:
+        mesh.close()
