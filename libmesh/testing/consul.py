@@ -74,6 +74,7 @@ import logging
 import random
 import re
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -266,6 +267,13 @@ class _Server(ThreadingHTTPServer):
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client going away mid-request (a process exiting during a blocking query) is normal for an agent
+        # and not worth a traceback; anything else is still printed.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
