@@ -14,9 +14,9 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import make_server
 
 import libmesh
-from libmesh.adapters.wsgi import MeshMiddleware, metrics_app
+from libmesh.adapters.wsgi import MeshMiddleware, metrics_app, status_app
 
-from .runtime import STATUS_PATH, start, status_wsgi
+from .runtime import STATUS_PATH, start
 from .topology import Ports
 
 __all__ = ["create_app", "main"]
@@ -45,7 +45,7 @@ def create_app(mesh: libmesh.Mesh) -> Any:
 
     return DispatcherMiddleware(
         MeshMiddleware(app.wsgi_app, mesh=mesh),
-        {"/metrics": metrics_app(mesh), STATUS_PATH: status_wsgi(mesh)},
+        {"/metrics": metrics_app(mesh), STATUS_PATH: status_app(mesh)},
     )
 
 

@@ -264,9 +264,13 @@ class Bookinfo:
         data: dict[str, Any] = self.client.get(self.status_url(w), timeout=5.0).json()
         return data
 
+    def version(self, w: Workload) -> str:
+        """The configuration version a workload serves, from its status endpoint."""
+        return str(self.status(w)["config"]["version"])
+
     def versions(self) -> dict[str, str]:
         """The configuration version each workload serves."""
-        return {w.name: str(self.status(w).get("config_version", "")) for w in self.workloads}
+        return {w.name: self.version(w) for w in self.workloads}
 
     def _write(self, text: str) -> None:
         tmp = self.config_dir / f".{SCENARIO_FILE}.tmp"
@@ -275,20 +279,15 @@ class Bookinfo:
 
     def apply(self, files: Sequence[str], timeout: float = 15.0) -> float:
         """Apply ``files`` of networking/ (kubectl-apply style) in place of the current scenario and wait until
-        every service serves it. Returns the seconds that took."""
-        text = compose(files)
-        current = self.config_dir / SCENARIO_FILE
-        self.applied = list(files)
-        if current.exists() and current.read_text() == text:
-            return 0.0
-        before = self.versions()
+        every service serves it: until each status endpoint reports the version of the new configuration.
+        Returns the seconds that took."""
         started = time.monotonic()
-        self._write(text)
-        pending = dict(before)
-        while pending:
-            for name in list(pending):
-                if self.status(self.workload(name)).get("config_version") != pending[name]:
-                    del pending[name]
+        self._write(compose(files))
+        self.applied = list(files)
+        expected = _version_of(self.config_dir)
+        pending = {w.name for w in self.workloads}
+        while True:
+            pending = {name for name in pending if self.version(self.workload(name)) != expected}
             if not pending:
                 break
             if time.monotonic() - started > timeout:
@@ -324,6 +323,15 @@ class Bookinfo:
     def metric_total(self, w: Workload, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` whose labels include ``labels``, from ``w``'s /metrics."""
         return sum_samples(self.metrics(w), name, labels)
+
+
+def _version_of(config_dir: Path) -> str:
+    """The version libmesh gives the configuration in ``config_dir``: what each service reports once it
+    serves it."""
+    from libmesh.config import load_paths
+    from libmesh.reload import config_version
+
+    return config_version(load_paths([config_dir]))
 
 
 def sum_samples(exposition: str, name: str, labels: Mapping[str, str]) -> float:

@@ -17,7 +17,7 @@ import grpc.aio
 import uvicorn
 
 import libmesh
-from libmesh.adapters.grpc import AioServerInterceptor
+from libmesh.adapters.grpc import AioServerInterceptor, register_server
 
 from .proto import ratings_pb2, ratings_pb2_grpc
 from .runtime import start, with_admin
@@ -42,6 +42,7 @@ async def serve(mesh: libmesh.Mesh, port: int, http_port: int) -> None:
     if server.add_insecure_port(f"127.0.0.1:{port}") == 0:
         raise SystemExit(f"ratings: cannot listen on 127.0.0.1:{port}")
     await server.start()
+    register_server(server, mesh)  # in Consul, when the mesh has a registration (--consul)
     web = with_admin(mesh)
     http = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=http_port, log_level="warning"))
     try:

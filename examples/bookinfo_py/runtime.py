@@ -1,14 +1,13 @@
 """What every Bookinfo service does the same way to join the mesh: its command line, its mesh (hot-reloaded
-from the configuration directory, endpoints from the YAML or from Consul), the status endpoint and, when
-asked, span export to files.
+from the configuration directory, endpoints from the YAML or from Consul), ``/metrics`` and the status
+endpoint beside the app, and, when asked, span export to files.
 
-None of this is per-request code: the services below only call :func:`start` once and serve.
+None of this is per-request code: the services only call :func:`start` once and serve.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -19,25 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import libmesh
-from libmesh.config import load_paths
-from libmesh.errors import ConfigError
+
+from .topology import Ports
 
 try:
     from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 except ImportError:  # pragma: no cover - the telemetry extra is part of what make demo installs
     SpanExporter = object  # type: ignore[assignment,misc]
 
-__all__ = [
-    "STATUS_PATH",
-    "Service",
-    "config_version",
-    "fastapi_app",
-    "start",
-    "status",
-    "status_asgi",
-    "status_wsgi",
-    "with_admin",
-]
+__all__ = ["STATUS_PATH", "Service", "fastapi_app", "start", "with_admin"]
 
 log = logging.getLogger("bookinfo")
 
@@ -71,7 +60,10 @@ def start(app: str, argv: Sequence[str] | None, *, default_port: int, version: s
         help="register in this Consul agent and take endpoints from it (env BOOKINFO_CONSUL)",
     )
     if app == "ratings":
-        parser.add_argument("--http-port", type=int, default=9086, help="/metrics and status port (9086)")
+        http_port = Ports().ratings_http
+        parser.add_argument(
+            "--http-port", type=int, default=http_port, help=f"/metrics and status ({http_port})"
+        )
     options = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format=f"{app}-{options.version} %(levelname)s %(name)s: %(message)s"
@@ -84,101 +76,28 @@ def start(app: str, argv: Sequence[str] | None, *, default_port: int, version: s
         service_account=f"bookinfo-{app}",
     )
     _export_spans(workload.name)
-    mesh = _open_mesh(options.config, workload, consul=options.consul)
-    if options.consul:
-        _register(workload, options.port, options.consul)
+    mesh = _open_mesh(options.config, workload, options.port, consul=options.consul)
     return Service(mesh, workload, options.port, options)
 
 
 # --- the mesh, hot-reloaded -------------------------------------------------------------------------------
 
 
-def _open_mesh(config_dir: Path, workload: libmesh.Workload, *, consul: str | None) -> libmesh.Mesh:
-    registry = None
+def _open_mesh(
+    config_dir: Path, workload: libmesh.Workload, port: int, *, consul: str | None
+) -> libmesh.Mesh:
+    kwargs: dict[str, Any] = {}
     if consul:
-        from libmesh.discovery.consul import ChainedRegistry, ConsulRegistry
-        from libmesh.discovery.static import StaticRegistry
+        from libmesh.discovery.consul import ConsulRegistry, Registration
 
-        # ServiceEntries declare ports and protocols; Consul has the instances.
-        static = StaticRegistry.from_config(load_paths([config_dir]), client_namespace=workload.namespace)
-        registry = ChainedRegistry(static, ConsulRegistry(consul, namespace=workload.namespace, wait="2s"))
-    kwargs: dict[str, Any] = {"registry": registry} if registry is not None else {}
-    # Until libmesh's own watcher (Mesh.from_paths(..., watch=True)) lands, a small poller applies changes.
-    mesh = libmesh.Mesh.from_paths(config_dir, workload=workload, **kwargs)
-    _Reloader(mesh, config_dir).start()
-    return mesh
-
-
-class _Reloader(threading.Thread):
-    """Applies every valid change of the directory's YAML files; an invalid one is logged and the last good
-    configuration keeps serving. Stand-in for libmesh's watcher, with the same observable behaviour."""
-
-    versions: dict[int, str] = {}
-
-    def __init__(self, mesh: libmesh.Mesh, directory: Path) -> None:
-        super().__init__(name="bookinfo-config-reload", daemon=True)
-        self.mesh = mesh
-        self.directory = directory
-        self.signature = self._signature()
-        _Reloader.versions[id(mesh)] = self._version()
-
-    def _files(self) -> list[Path]:
-        return sorted(p for p in self.directory.iterdir() if p.suffix in (".yaml", ".yml"))
-
-    def _signature(self) -> tuple[tuple[str, int, int], ...]:
-        out = []
-        for p in self._files():
-            try:
-                st = p.stat()
-            except FileNotFoundError:
-                continue
-            out.append((p.name, st.st_mtime_ns, st.st_size))
-        return tuple(out)
-
-    def _version(self) -> str:
-        digest = hashlib.sha256()
-        for p in self._files():
-            digest.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-        return digest.hexdigest()[:12]
-
-    def run(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(0.2):
-            signature = self._signature()
-            if signature == self.signature:
-                continue
-            self.signature = signature
-            try:
-                self.mesh.apply(load_paths([self.directory], namespace=self.mesh.namespace))
-            except ConfigError as e:
-                log.error("configuration change rejected, the last good one keeps serving:\n%s", e)
-                continue
-            except Exception:
-                log.exception("configuration change rejected, the last good one keeps serving")
-                continue
-            _Reloader.versions[id(self.mesh)] = version = self._version()
-            log.info("configuration %s applied", version)
-
-
-def config_version(mesh: libmesh.Mesh) -> str:
-    """The version of the configuration ``mesh`` serves."""
-    version = getattr(mesh, "config_version", None)
-    return version if isinstance(version, str) else _Reloader.versions.get(id(mesh), "")
-
-
-def status(mesh: libmesh.Mesh) -> dict[str, Any]:
-    """The mesh's status as JSON-able data (at least ``config_version`` and the workload)."""
-    own = getattr(mesh, "status", None)
-    if callable(own):
-        data = dict(own())
-        data.setdefault("config_version", config_version(mesh))
-        return data
-    return {
-        "config_version": config_version(mesh),
-        "workload": mesh.workload.name,
-        "labels": dict(mesh.workload.labels),
-        "clusters": {name: len(c.endpoints) for name, c in mesh.clusters().items()},
-    }
+        # ServiceEntries declare ports and protocols; Consul has the instances. The server adapters register
+        # this one when the server starts (ASGI lifespan, WSGI wrap, gRPC register_server) and deregister it
+        # when it stops; no health check, so it passes at once (a deployment would add HealthCheck.tcp()).
+        os.environ["CONSUL_HTTP_ADDR"] = consul
+        kwargs["discovery"] = ConsulRegistry(consul, namespace=workload.namespace, wait="2s")
+        kwargs["registration"] = Registration.from_workload(workload, port, address="127.0.0.1")
+    # watch=True: every valid change of the directory is swapped in, an invalid one is logged and rejected.
+    return libmesh.Mesh.from_paths(config_dir, workload=workload, watch=True, **kwargs)
 
 
 def fastapi_app(title: str) -> Any:
@@ -201,9 +120,9 @@ def with_admin(mesh: libmesh.Mesh, app: Callable[..., Any] | None = None) -> Cal
 
         uvicorn.run(with_admin(mesh, fastapi_app), host="127.0.0.1", port=9080)
     """
-    from libmesh.adapters.asgi import metrics_app
+    from libmesh.adapters.asgi import metrics_app, status_app
 
-    admin = {"/metrics": metrics_app(mesh), STATUS_PATH: status_asgi(mesh)}
+    admin = {"/metrics": metrics_app(mesh), STATUS_PATH: status_app(mesh)}
 
     async def dispatch(scope: dict[str, Any], receive: Any, send: Any) -> None:
         target = admin.get(scope.get("path", "")) if scope["type"] == "http" else None
@@ -216,50 +135,6 @@ def with_admin(mesh: libmesh.Mesh, app: Callable[..., Any] | None = None) -> Cal
             await send({"type": "http.response.body", "body": b""})
 
     return dispatch
-
-
-def status_asgi(mesh: libmesh.Mesh) -> Callable[..., Any]:
-    """An ASGI app answering with :func:`status` as JSON (libmesh's own when it has one)."""
-    from libmesh.adapters import asgi
-
-    own = getattr(asgi, "status_app", None)
-    if own is not None:
-        return own(mesh)  # type: ignore[no-any-return]
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = json.dumps(status(mesh), indent=1).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    return app
-
-
-def status_wsgi(mesh: libmesh.Mesh) -> Callable[..., Any]:
-    """A WSGI app answering with :func:`status` as JSON (libmesh's own when it has one)."""
-    from libmesh.adapters import wsgi
-
-    own = getattr(wsgi, "status_app", None)
-    if own is not None:
-        return own(mesh)  # type: ignore[no-any-return]
-
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        body = json.dumps(status(mesh), indent=1).encode()
-        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return app
-
-
-# --- Consul -----------------------------------------------------------------------------------------------
-
-
-def _register(workload: libmesh.Workload, port: int, consul: str) -> None:
-    from libmesh.discovery.consul import Registration, register_workload
-
-    # No health check: the instance passes at once (a real deployment would add HealthCheck.tcp()).
-    registration = Registration.from_workload(workload, port, address="127.0.0.1")
-    register_workload(registration, address=consul, at_exit=True)
 
 
 # --- spans to files ---------------------------------------------------------------------------------------

@@ -94,9 +94,16 @@ def test_prometheus_sees_the_split_the_test_drove(fresh_bookinfo: Bookinfo, tmp_
                 break
             time.sleep(0.5)
         assert seen == drove
-        # Every process was scraped, ratings' separate HTTP server included.
-        up = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=5.0).json()
-        assert float(up["data"]["result"][0]["value"][1]) == len(app.workloads)
+        # Every process is scraped, ratings' separate HTTP server included (each target's first scrape
+        # comes at its own offset, so some may still be pending).
+        up = 0.0
+        while time.monotonic() < deadline:
+            result = httpx.get(f"{url}/api/v1/query", params={"query": "sum(up)"}, timeout=5.0).json()
+            up = float(result["data"]["result"][0]["value"][1]) if result["data"]["result"] else 0.0
+            if up == len(app.workloads):
+                break
+            time.sleep(0.5)
+        assert up == len(app.workloads)
     finally:
         proc.terminate()
         try:
