@@ -79,8 +79,7 @@ class _Method:
         deserializer: Callable[[bytes], Any] | None,
         registered: bool,
     ) -> None:
-        if not isinstance(method, str) or not method.startswith("/") or method.count("/") != 2:
-            raise ValueError(f"a gRPC method path looks like '/package.Service/Method', not {method!r}")
+        self.info = common.MethodInfo(channel._target, method)
         self.channel = channel
         self.method = method
         self.ser: Callable[[Any], bytes] = serializer or _identity
@@ -174,8 +173,6 @@ class _AioCall:
         self._wait_for_ready = wait_for_ready
         self._compression = compression
         self._deadline = None if timeout is None else mesh.clock() + timeout
-        own = common.metadata_dict(metadata)
-        call = common.make_call(mesh, channel._target, method.method, own)
         if method.request_streaming:
             self._requests: Any = request
             self._request: bytes | None = None
@@ -184,8 +181,9 @@ class _AioCall:
             self._requests = None
             self._request = method.ser(request)
             replayable = True
-        self._plan: CallPlan = mesh.plan(call, body_replayable=replayable, protocol="grpc")
-        self._span: MeshSpan | None = common.start_span(mesh, call, own)
+        self._plan: CallPlan
+        self._span: MeshSpan | None
+        self._plan, self._span = method.info.start(mesh, metadata, replayable)
         self._sent = _Counter()
         self._state = _NEW
         self._busy = False
@@ -263,7 +261,7 @@ class _AioCall:
         conn = channel._pool.acquire(step)
         self._conn = conn
         mc = conn.callable(m.kind, m.method, m.registered)
-        md = common.attempt_metadata(self._metadata, step.headers, self._span, channel.mesh)
+        md = m.info.metadata(self._metadata, step.headers, self._span, channel.mesh)
         if step.mirrors and m.kind == "unary_unary":
             channel._mirror(step, m.method, self._request, md, m.registered)
         self._started = channel.mesh.clock()

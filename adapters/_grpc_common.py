@@ -206,63 +206,108 @@ def metadata_dict(metadata: Sequence[tuple[str, str | bytes]] | None) -> dict[st
     return out
 
 
-def make_call(mesh: Mesh, target: Target, method: str, own: dict[str, str]) -> Call:
-    """The mesh's view of one call of ``method`` (``/package.Service/Method``)."""
-    return Call(
-        authority=target.authority,
-        path=method,
-        method="POST",
-        scheme="http",
-        headers=mesh.call_headers(own) if own else mesh.call_headers({}),
-        port=target.port,
-        protocol="grpc",
-        source_address=mesh.source_address,
-    )
+class MethodInfo:
+    """What every call of one method on one mesh channel shares, worked out once when the stub asks for the
+    method: the path ``/package.Service/Method``, the logical authority, the client span's name, URL and rpc
+    attributes, and the metadata the last attempt's header edits gave (most calls reuse it)."""
+
+    __slots__ = ("_last", "authority", "host", "path", "port", "rpc_attributes", "span_name", "url")
+
+    def __init__(self, target: Target, path: str) -> None:
+        if not isinstance(path, str) or not path.startswith("/") or path.count("/") != 2:
+            raise ValueError(f"a gRPC method path looks like '/package.Service/Method', not {path!r}")
+        self.path = path
+        self.authority = target.authority
+        self.host = target.host
+        self.port = target.port
+        self.span_name = path[1:]
+        self.url = f"http://{target.authority}{path}"
+        service, _, name = self.span_name.rpartition("/")
+        self.rpc_attributes: tuple[tuple[str, str], ...] = (
+            ("rpc.system", "grpc"),
+            ("rpc.service", service),
+            ("rpc.method", name),
+        )
+        # (header edits, the metadata entries their ``set`` gives, those entries' names)
+        self._last: tuple[HeaderOps | None, tuple[tuple[str, str], ...], frozenset[str]] = (
+            None,
+            (),
+            frozenset(),
+        )
+
+    def start(
+        self, mesh: Mesh, metadata: Sequence[tuple[str, str | bytes]] | None, replayable: bool
+    ) -> tuple[CallPlan, MeshSpan | None]:
+        """The plan and the client span of one call with the app's ``metadata``."""
+        own = metadata_dict(metadata) if metadata else None
+        call = Call(
+            self.authority,
+            self.path,
+            "POST",
+            "http",
+            mesh.call_headers(own if own else _NO_HEADERS),
+            self.port,
+            "grpc",
+            mesh.source_address,
+        )
+        plan = mesh.plan(call, body_replayable=replayable, protocol="grpc")
+        tracer = mesh.tracer
+        if tracer is None:
+            return plan, None
+        parent = tracer.extract(own) if own and ("traceparent" in own or "baggage" in own) else None
+        span = tracer.start_client_span(
+            method="POST", url=self.url, host=self.host, port=self.port, parent=parent, name=self.span_name
+        )
+        if span.sampled:
+            for key, value in self.rpc_attributes:
+                span.set_attribute(key, value)
+        return plan, span
+
+    def metadata(
+        self,
+        own: Sequence[tuple[str, str | bytes]] | None,
+        edits: HeaderOps,
+        span: MeshSpan | None,
+        mesh: Mesh,
+    ) -> Sequence[tuple[str, str | bytes]]:
+        """The metadata of one attempt: the app's own, with the route's edits, the propagated context and
+        the client span's trace context (which replaces any the edits carry)."""
+        trace: dict[str, str] | None = None
+        tracer = mesh.tracer
+        if span is not None and tracer is not None:
+            trace = {}
+            tracer.inject(span, trace)
+        if own or edits.add or edits.remove:
+            return attempt_metadata(own, edits, trace)
+        last = self._last
+        if last[0] is edits:
+            base, names = last[1], last[2]
+        else:
+            base = tuple((k, v) for k, v in edits.set.items() if k not in _RESERVED)
+            names = frozenset(k for k, _ in base)
+            self._last = (edits, base, names)
+        if not trace:
+            return base
+        if names.isdisjoint(trace):
+            return base + tuple(trace.items())
+        return tuple((k, v) for k, v in base if k not in trace) + tuple(trace.items())
 
 
-def start_span(mesh: Mesh, call: Call, own: Mapping[str, str]) -> MeshSpan | None:
-    """The client span of a call, named ``package.Service/Method`` with the OpenTelemetry rpc attributes."""
-    tracer = mesh.tracer
-    if tracer is None:
-        return None
-    parent = tracer.extract(own) if "traceparent" in own or "baggage" in own else None
-    span = tracer.start_client_span(
-        method="POST",
-        url=f"http://{call.authority}{call.path}",
-        host=call.host,
-        port=call.target_port,
-        parent=parent,
-        name=call.path[1:],
-    )
-    if span.span.is_recording():
-        service, _, name = call.path[1:].rpartition("/")
-        span.span.set_attributes({"rpc.system": "grpc", "rpc.service": service, "rpc.method": name})
-    return span
+_NO_HEADERS: Final[Mapping[str, str]] = {}
 
 
 def attempt_metadata(
     own: Sequence[tuple[str, str | bytes]] | None,
     edits: HeaderOps,
-    span: MeshSpan | None,
-    mesh: Mesh,
+    trace: Mapping[str, str] | None,
 ) -> list[tuple[str, str | bytes]]:
-    """The metadata of one attempt: the app's own, with the route's edits, the propagated context and the
-    client span's trace context."""
+    """The metadata of one attempt when the app sent its own or the route adds or removes entries: the
+    app's own, with the route's edits, the propagated context and the client span's ``trace`` context."""
     sets = edits.set
-    trace: dict[str, str] | None = None
-    if span is not None and mesh.tracer is not None:
-        trace = {}
-        mesh.tracer.inject(span, trace)
-    if not own and not edits.add and not edits.remove:
-        out: list[tuple[str, str | bytes]] = [(k, v) for k, v in sets.items() if k not in _RESERVED]
-        if trace:
-            out = [(k, v) for k, v in out if k not in trace]
-            out.extend(trace.items())
-        return out
     drop = set(edits.remove) | set(sets)
     if trace:
         drop |= set(trace)
-    out = [(k, v) for k, v in own or () if k.lower() not in drop]
+    out: list[tuple[str, str | bytes]] = [(k, v) for k, v in own or () if k.lower() not in drop]
     out.extend((k, v) for k, v in sets.items() if k not in _RESERVED and not (trace and k in trace))
     # An added value becomes one more entry: gRPC metadata keeps repeated entries, which the far side joins.
     out.extend((k, v) for k, v in edits.add.items() if k not in _RESERVED)
@@ -352,8 +397,7 @@ def finish(
         note_injected_fault()
     plan.done(200, request_bytes=request_bytes, response_bytes=response_bytes, peer=peer)
     if span is not None:
-        if span.span.is_recording():
-            span.span.set_attribute("rpc.grpc.status_code", code)
+        span.set_attribute("rpc.grpc.status_code", code)
         span.finish(200, response_flags=plan.response_flags, error=None if code == OK else _name(code))
 
 

@@ -88,8 +88,7 @@ class _Method:
         deserializer: Deserializer,
         registered: bool,
     ) -> None:
-        if not isinstance(method, str) or not method.startswith("/") or method.count("/") != 2:
-            raise ValueError(f"a gRPC method path looks like '/package.Service/Method', not {method!r}")
+        self._info = common.MethodInfo(channel._target, method)
         self._channel = channel
         self._method = method
         self._ser: Callable[[Any], bytes] = serializer or _identity
@@ -106,10 +105,7 @@ class _Method:
         replayable: bool,
     ) -> tuple[CallPlan, MeshSpan | None, _Options]:
         mesh = self._channel.mesh
-        own = common.metadata_dict(metadata)
-        call = common.make_call(mesh, self._channel._target, self._method, own)
-        plan = mesh.plan(call, body_replayable=replayable, protocol="grpc")
-        span = common.start_span(mesh, call, own)
+        plan, span = self._info.start(mesh, metadata, replayable)
         deadline = None if timeout is None else mesh.clock() + timeout
         return plan, span, _Options(metadata, credentials, wait_for_ready, compression, deadline)
 
@@ -162,36 +158,31 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         compression: grpc.Compression | None,
     ) -> tuple[Any, grpc.Call]:
         data = self._ser(request)
-        plan, span, opts = self._begin(metadata, timeout, credentials, wait_for_ready, compression, True)
         channel = self._channel
-        pool = channel._pool
         mesh = channel.mesh
+        info = self._info
+        plan, span = info.start(mesh, metadata, True)
         clock = mesh.clock
+        deadline = None if timeout is None else clock() + timeout
+        pool = channel._pool
         method, registered = self._method, self._registered
 
         def send(step: Send) -> tuple[Outcome, Any]:
             conn = pool.acquire(step)
             try:
                 mc = conn.callable("unary_unary", method, registered)
-                md = common.attempt_metadata(opts.metadata, step.headers, span, mesh)
+                md = info.metadata(metadata, step.headers, span, mesh)
                 if step.mirrors:
                     channel._mirror(step, method, data, md, registered)
                 started = clock()
-                t = common.attempt_timeout(step.timeout, opts.deadline, started)
+                t = common.attempt_timeout(step.timeout, deadline, started)
                 try:
-                    response, rcall = mc.with_call(
-                        data,
-                        timeout=t,
-                        metadata=md,
-                        credentials=opts.credentials,
-                        wait_for_ready=opts.wait_for_ready,
-                        compression=opts.compression,
-                    )
+                    response, rcall = mc.with_call(data, t, md, credentials, wait_for_ready, compression)
                 except grpc.RpcError as e:
                     err: Any = e
                     outcome = common.error_outcome(err.code().value[0], err.details(), t, clock() - started)
                     return outcome, e
-                return common.ENDED_OK, (response, rcall)
+                return ENDED_OK, (response, rcall)
             finally:
                 pool.release(conn)
 
@@ -231,14 +222,7 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
             code, details = common.local_reply(plan, span, step)
             return MeshRpcError(code, details, step.flags)
 
-        result = drive(
-            plan,
-            send=send,
-            reply=reply,
-            deliver=deliver,
-            discard=_discard,
-            injected=_injected,
-        )
+        result = drive(plan, send=send, reply=reply, deliver=deliver, discard=_discard, injected=_injected)
         if isinstance(result, BaseException):
             raise result
         return result  # type: ignore[no-any-return]
@@ -352,7 +336,7 @@ class _StreamUnary(_Method, _StreamUnaryMultiCallableBase):
             conn = pool.acquire(step)
             try:
                 mc = conn.callable("stream_unary", method, registered)
-                md = common.attempt_metadata(opts.metadata, step.headers, span, mesh)
+                md = self._info.metadata(opts.metadata, step.headers, span, mesh)
                 started = clock()
                 t = common.attempt_timeout(step.timeout, opts.deadline, started)
                 sent.reset()
@@ -553,7 +537,7 @@ class _ResponseStream(grpc.Call):
         self._conn = conn
         mc = conn.callable(self._kind, owner._method, owner._registered)
         opts = self._opts
-        md = common.attempt_metadata(opts.metadata, step.headers, self._span, channel.mesh)
+        md = owner._info.metadata(opts.metadata, step.headers, self._span, channel.mesh)
         self._started = channel.mesh.clock()
         self._timeout = common.attempt_timeout(step.timeout, opts.deadline, self._started)
         if self._requests is not None:
