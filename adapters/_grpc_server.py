@@ -24,20 +24,6 @@ _SERVER_ERRORS: Final = frozenset({2, 4, 12, 13, 14, 15})
 _FAULT: Final = (FAULT_HEADER, "true")
 
 
-def _headers(metadata: Sequence[Any] | None, remaining: float | None) -> dict[str, str]:
-    """Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
-    call's deadline, which gRPC keeps out of the metadata, is put back as ``grpc-timeout``."""
-    out: dict[str, str] = {}
-    for item in metadata or ():
-        key, value = item[0], item[1]
-        if not isinstance(value, str):
-            continue
-        out[key] = f"{out[key]},{value}" if key in out else value
-    if remaining is not None:
-        out["grpc-timeout"] = format_grpc_timeout(remaining)
-    return out
-
-
 def _client_address(peer: str | None) -> str | None:
     # "ipv4:127.0.0.1:5050", "ipv6:[::1]:5050"
     if not peer:
@@ -58,36 +44,29 @@ def _status_code(code: Any) -> int | None:
     return int(code)
 
 
-class _State:
-    """What a wrapped context learned about one call: the status the servicer set, the trailing metadata it
-    set, and the messages received and sent."""
-
-    __slots__ = ("code", "marked", "received", "sent", "trailing")
-
-    def __init__(self) -> None:
-        self.code: int | None = None
-        self.marked = False
-        self.trailing: tuple[Any, ...] = ()
-        self.received = 0
-        self.sent = 0
-
-
 class _Context:
     """A :class:`grpc.ServicerContext` that passes everything to the real one and notes the status, so the
     interceptor learns how the call ended without reading grpc's private state. Trailing metadata the
-    servicer sets is sent together with the mesh's own (the workload's identity, the fault marker)."""
+    servicer sets is sent together with the mesh's own (the workload's identity, the fault marker). It also
+    counts the messages received and sent."""
+
+    __slots__ = ("_inbound", "_inner", "_peer", "code_set", "marked", "received", "sent", "trailing")
 
     def __init__(self, inner: Any, inbound: Inbound, peer: tuple[str, str] | None) -> None:
         self._inner = inner
         self._inbound = inbound
         self._peer = peer
-        self._state = _State()
+        self.code_set: int | None = None
+        self.marked = False
+        self.trailing: tuple[Any, ...] = ()
+        self.received = 0
+        self.sent = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def _trailers(self, fault: bool) -> list[tuple[str, Any]]:
-        out = list(self._state.trailing)
+        out = list(self.trailing)
         if self._peer is not None:
             out.append(self._peer)
         if fault:
@@ -95,54 +74,55 @@ class _Context:
         return out
 
     def set_trailing_metadata(self, trailing_metadata: Sequence[tuple[str, Any]]) -> None:
-        self._state.trailing = tuple(trailing_metadata)
+        self.trailing = tuple(trailing_metadata)
         self._inner.set_trailing_metadata(self._trailers(False))
 
     def set_code(self, code: grpc.StatusCode) -> None:
-        self._state.code = _status_code(code)
+        self.code_set = _status_code(code)
         self._inner.set_code(code)
 
     def code(self) -> Any:
         return self._inner.code()
 
     def _mark_fault(self, code: int | None) -> None:
-        state = self._state
-        if code not in (None, OK) and not state.marked and self._inbound.fault_note.injected:
-            state.marked = True
+        if code not in (None, OK) and not self.marked and self._inbound.fault_note.injected:
+            self.marked = True
             self._inner.set_trailing_metadata(self._trailers(True))
 
     def abort(self, code: grpc.StatusCode, details: str) -> Any:
-        self._state.code = _status_code(code)
-        self._mark_fault(self._state.code)
+        self.code_set = _status_code(code)
+        self._mark_fault(self.code_set)
         return self._inner.abort(code, details)
 
     def abort_with_status(self, status: Any) -> Any:
-        self._state.code = _status_code(status.code)
-        self._mark_fault(self._state.code)
+        self.code_set = _status_code(status.code)
+        self._mark_fault(self.code_set)
         return self._inner.abort_with_status(status)
 
 
 class _AioContext(_Context):
     """The asyncio twin: ``abort`` is a coroutine, and ``read``/``write`` count messages."""
 
+    __slots__ = ()
+
     async def abort(
         self, code: grpc.StatusCode, details: str = "", trailing_metadata: Sequence[Any] = ()
     ) -> Any:
-        self._state.code = _status_code(code)
+        self.code_set = _status_code(code)
         if trailing_metadata:
-            self._state.trailing = tuple(trailing_metadata)
-        fault = self._state.code not in (None, OK) and self._inbound.fault_note.injected
-        self._state.marked = True
+            self.trailing = tuple(trailing_metadata)
+        fault = self.code_set not in (None, OK) and self._inbound.fault_note.injected
+        self.marked = True
         return await self._inner.abort(code, details, tuple(self._trailers(fault)))
 
     async def read(self) -> Any:
         message = await self._inner.read()
         if message is not grpc.aio.EOF:
-            self._state.received += 1
+            self.received += 1
         return message
 
     async def write(self, message: Any) -> None:
-        self._state.sent += 1
+        self.sent += 1
         await self._inner.write(message)
 
 
@@ -151,37 +131,58 @@ class _Base:
         self.mesh = mesh
         peer = mesh.peer_header
         self._peer = (PEER_METADATA, peer) if peer else None
+        self._trailers = ((PEER_METADATA, peer),) if peer else None
         self._wrapped: dict[int, tuple[Any, Any]] = {}
+        # The last peer address grpc reported and the client address read from it: a connection makes many
+        # calls, and they all come from the same address.
+        self._last_peer: tuple[str | None, str | None] = (None, None)
 
-    def _begin(self, context: Any, method: str) -> Inbound:
-        headers = _headers(context.invocation_metadata(), context.time_remaining())
+    def _begin(self, context: Any, method: str, span_name: str) -> Inbound:
+        # Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
+        # call's deadline, which gRPC keeps out of the metadata, is put back as ``grpc-timeout``.
+        headers: dict[str, str] = {}
+        for item in context.invocation_metadata() or ():
+            key, value = item[0], item[1]
+            if not isinstance(value, str):
+                continue
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        remaining = context.time_remaining()
+        if remaining is not None:
+            headers["grpc-timeout"] = format_grpc_timeout(remaining)
+        peer = context.peer()
+        last = self._last_peer
+        if last[0] == peer:
+            client = last[1]
+        else:
+            client = _client_address(peer)
+            self._last_peer = (peer, client)
+        mesh = self.mesh
         return Inbound.begin(
-            self.mesh,
+            mesh,
             headers,
             method="POST",
             path=method,
             scheme="http",
-            authority=self.mesh.local_service_host(),
-            client=_client_address(context.peer()),
-            span_name=method[1:],
+            authority=mesh.local_service_host(),
+            client=client,
+            span_name=span_name,
         )
 
     def _end(self, inbound: Inbound, ctx: _Context, error: BaseException | None) -> None:
-        state = ctx._state
-        code = state.code
+        code = ctx.code_set
         if code is None:
             code = OK if error is None else UNKNOWN
+        span_error: BaseException | str | None = None
         if code != OK:
             ctx._mark_fault(code)
+            if code in _SERVER_ERRORS:
+                span_error = GRPC_CODE_NAMES.get(code, str(code))
         inbound.status = 200
-        span_error: BaseException | str | None = None
-        if code in _SERVER_ERRORS:
-            span_error = GRPC_CODE_NAMES.get(code, str(code))
         inbound.end(
             span_error,
             grpc_status=code,
-            request_messages=state.received,
-            response_messages=state.sent,
+            request_messages=ctx.received,
+            response_messages=ctx.sent,
         )
 
     def _cached(self, handler: Any, method: str, wrap: Callable[[Any, str], Any]) -> Any:
@@ -244,31 +245,30 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def _context(self, context: Any, inbound: Inbound) -> _Context:
-        ctx = _Context(context, inbound, self._peer)
-        if self._peer is not None:
-            context.set_trailing_metadata((self._peer,))
-        return ctx
-
     def _unary(
         self, inner: Callable[[Any, Any], Any], method: str, streaming: bool
     ) -> Callable[[Any, Any], Any]:
+        span_name = method[1:]
+        peer, trailers = self._peer, self._trailers
+        begin, end = self._begin, self._end
+
         def behavior(request: Any, context: Any) -> Any:
-            inbound = self._begin(context, method)
-            ctx = self._context(context, inbound)
-            state = ctx._state
+            inbound = begin(context, method, span_name)
+            ctx = _Context(context, inbound, peer)
+            if trailers is not None:
+                context.set_trailing_metadata(trailers)
             if streaming:
-                request = _count(request, state)
+                request = _count(request, ctx)
             else:
-                state.received = 1
+                ctx.received = 1
             try:
                 response = inner(request, ctx)
             except BaseException as e:
-                self._end(inbound, ctx, e)
+                end(inbound, ctx, e)
                 raise
-            if state.code in (None, OK):
-                state.sent = 1
-            self._end(inbound, ctx, None)
+            if ctx.code_set is None or ctx.code_set == OK:
+                ctx.sent = 1
+            end(inbound, ctx, None)
             return response
 
         return behavior
@@ -276,35 +276,40 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
     def _streaming(
         self, inner: Callable[[Any, Any], Iterator[Any]], method: str, streaming: bool
     ) -> Callable[[Any, Any], Iterator[Any]]:
+        span_name = method[1:]
+        peer, trailers = self._peer, self._trailers
+        begin, end = self._begin, self._end
+
         def behavior(request: Any, context: Any) -> Iterator[Any]:
-            inbound = self._begin(context, method)
-            ctx = self._context(context, inbound)
-            state = ctx._state
+            inbound = begin(context, method, span_name)
+            ctx = _Context(context, inbound, peer)
+            if trailers is not None:
+                context.set_trailing_metadata(trailers)
             if streaming:
-                request = _count(request, state)
+                request = _count(request, ctx)
             else:
-                state.received = 1
+                ctx.received = 1
             try:
                 for message in inner(request, ctx):
-                    state.sent += 1
+                    ctx.sent += 1
                     yield message
             except BaseException as e:
-                self._end(inbound, ctx, e)
+                end(inbound, ctx, e)
                 raise
-            self._end(inbound, ctx, None)
+            end(inbound, ctx, None)
 
         return behavior
 
 
-def _count(requests: Iterator[Any], state: _State) -> Iterator[Any]:
+def _count(requests: Iterator[Any], ctx: _Context) -> Iterator[Any]:
     for message in requests:
-        state.received += 1
+        ctx.received += 1
         yield message
 
 
-async def _acount(requests: AsyncIterator[Any], state: _State) -> AsyncIterator[Any]:
+async def _acount(requests: AsyncIterator[Any], ctx: _Context) -> AsyncIterator[Any]:
     async for message in requests:
-        state.received += 1
+        ctx.received += 1
         yield message
 
 
@@ -351,73 +356,77 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def _context(self, context: Any, inbound: Inbound) -> _AioContext:
-        ctx = _AioContext(context, inbound, self._peer)
-        if self._peer is not None:
-            context.set_trailing_metadata((self._peer,))
-        return ctx
-
     def _unary(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
+        span_name = method[1:]
+        peer, trailers = self._peer, self._trailers
+        begin, end = self._begin, self._end
+
         async def behavior(request: Any, context: Any) -> Any:
-            inbound = self._begin(context, method)
-            ctx = self._context(context, inbound)
-            state = ctx._state
+            inbound = begin(context, method, span_name)
+            ctx = _AioContext(context, inbound, peer)
+            if trailers is not None:
+                context.set_trailing_metadata(trailers)
             if streaming:
                 if request is not None:
-                    request = _acount(request, state)
+                    request = _acount(request, ctx)
             else:
-                state.received = 1
+                ctx.received = 1
             try:
                 response = await inner(request, ctx)
             except BaseException as e:
-                self._end(inbound, ctx, e)
+                end(inbound, ctx, e)
                 raise
-            if state.code in (None, OK) and response is not None:
-                state.sent = 1
-            self._end(inbound, ctx, None)
+            if (ctx.code_set is None or ctx.code_set == OK) and response is not None:
+                ctx.sent = 1
+            end(inbound, ctx, None)
             return response
 
         return behavior
 
     def _streaming(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
+        span_name = method[1:]
+        peer, trailers = self._peer, self._trailers
+        begin, end = self._begin, self._end
         if inspect.isasyncgenfunction(inner):
 
             async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
-                inbound = self._begin(context, method)
-                ctx = self._context(context, inbound)
-                state = ctx._state
+                inbound = begin(context, method, span_name)
+                ctx = _AioContext(context, inbound, peer)
+                if trailers is not None:
+                    context.set_trailing_metadata(trailers)
                 if streaming:
                     if request is not None:
-                        request = _acount(request, state)
+                        request = _acount(request, ctx)
                 else:
-                    state.received = 1
+                    ctx.received = 1
                 try:
                     async for message in inner(request, ctx):
-                        state.sent += 1
+                        ctx.sent += 1
                         yield message
                 except BaseException as e:
-                    self._end(inbound, ctx, e)
+                    end(inbound, ctx, e)
                     raise
-                self._end(inbound, ctx, None)
+                end(inbound, ctx, None)
 
             return generator
 
         async def writer(request: Any, context: Any) -> Any:
             # A servicer that streams with context.write() and returns nothing.
-            inbound = self._begin(context, method)
-            ctx = self._context(context, inbound)
-            state = ctx._state
+            inbound = begin(context, method, span_name)
+            ctx = _AioContext(context, inbound, peer)
+            if trailers is not None:
+                context.set_trailing_metadata(trailers)
             if streaming:
                 if request is not None:
-                    request = _acount(request, state)
+                    request = _acount(request, ctx)
             else:
-                state.received = 1
+                ctx.received = 1
             try:
                 result = await inner(request, ctx)
             except BaseException as e:
-                self._end(inbound, ctx, e)
+                end(inbound, ctx, e)
                 raise
-            self._end(inbound, ctx, None)
+            end(inbound, ctx, None)
             return result
 
         return writer
