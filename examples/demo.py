@@ -233,6 +233,7 @@ def _where(app: Bookinfo) -> None:
     for w in app.workloads:
         _say(f"   {w.name:<14} metrics {app.metrics_url(w):<36} status {app.status_url(w)}")
     _say(f"   configuration (hot-reloaded): {app.config_dir}/   logs: {app.log_dir}/")
+    _say(f"   read a status: .venv/bin/libmesh status {app.status_url(app.workload('productpage-v1'))}")
 
 
 def tour(app: Bookinfo) -> int:
