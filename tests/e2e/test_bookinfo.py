@@ -285,8 +285,15 @@ def test_an_invalid_change_keeps_the_last_good_configuration(bookinfo: Bookinfo)
     bad = bookinfo.config_dir / "scenario.yaml"
     good = bad.read_text()
     try:
-        bad.write_text(good.replace("subset: v2", "subset: [v2]"))
-        time.sleep(1.5)
+        broken = good.replace("subset: v2", "subset: [v2]")
+        line = broken.splitlines().index(next(x for x in broken.splitlines() if "subset: [v2]" in x)) + 1
+        bad.write_text(broken)
+        log = bookinfo.log_dir / "productpage-v1.log"
+        where = f"scenario.yaml:{line}: VirtualService default/reviews"
+        deadline = time.monotonic() + 5.0
+        while where not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert where in log.read_text()  # every service logs it; productpage is one
         assert bookinfo.versions() == versions
         assert bookinfo.page("jason").reviews_version == "v2"
     finally:
