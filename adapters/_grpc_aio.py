@@ -185,22 +185,24 @@ class _AioCall:
         self._span: MeshSpan | None
         self._plan, self._span = method.info.start(mesh, metadata, replayable)
         self._sent = _Counter()
-        self._state = _NEW
-        self._busy = False
-        self._wake: asyncio.Future[None] | None = None
-        self._inner: Any = None
-        self._conn: Conn[grpc.aio.Channel] | None = None
-        self._started = 0.0
-        self._timeout: float | None = None
-        self._first: Any = _NOTHING
-        self._response: Any = _NOTHING
-        self._error: BaseException | None = None
-        self._local: grpc.aio.AioRpcError | None = None
-        self._received = 0
-        self._received_bytes = 0
-        self._ops: Any = None
-        self._cancelled = False
-        self._callbacks: list[Callable[[Any], None]] = []
+        # Every other attribute starts at its class-level default below, set per call only when it changes.
+
+    _state = _NEW
+    _busy = False
+    _wake: asyncio.Future[None] | None = None
+    _inner: Any = None
+    _conn: Conn[grpc.aio.Channel] | None = None
+    _started = 0.0
+    _timeout: float | None = None
+    _first: Any = _NOTHING
+    _response: Any = _NOTHING
+    _error: BaseException | None = None
+    _local: grpc.aio.AioRpcError | None = None
+    _received = 0
+    _received_bytes = 0
+    _ops: Any = None
+    _cancelled = False
+    _callbacks: list[Callable[[Any], None]] | None = None
 
     # --- stepping the plan -------------------------------------------------------------------------------
 
@@ -335,14 +337,14 @@ class _AioCall:
             request_bytes=self._sent.bytes,
             response_bytes=self._received_bytes,
             peer=common.metadata_value(trailing, PEER_METADATA),
-            injected=common.fault_marked(trailing),
+            injected=code != OK and common.fault_marked(trailing),
         )
         self._over()
 
     def _over(self) -> None:
         self._state = _OVER
-        callbacks, self._callbacks = self._callbacks, []
-        for cb in callbacks:
+        callbacks, self._callbacks = self._callbacks, None
+        for cb in callbacks or ():
             cb(self)
 
     def _abandon(self) -> None:
@@ -482,6 +484,8 @@ class _AioCall:
         if self._state == _OVER:
             callback(self)
         else:
+            if self._callbacks is None:
+                self._callbacks = []
             self._callbacks.append(callback)
 
 
