@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 
+from libmesh.errors import CallerDeadlineExceeded
 from libmesh.mesh import Mesh
 from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, drive, drive_async
 from libmesh.policy.outcome import Failure, Flag, Outcome
@@ -147,8 +148,18 @@ def _call(mesh: Mesh, request: httpx.Request) -> tuple[Call, dict[str, str]]:
         headers=mesh.call_headers(headers),
         port=url.port,
         source_address=mesh.source_address,
+        deadline=_caller_deadline(mesh, request),
     )
     return call, headers
+
+
+def _caller_deadline(mesh: Mesh, request: httpx.Request) -> float | None:
+    """When the app's client gives up: its read timeout from now. Behind a sidecar the app waits for the
+    first response byte while the sidecar delays, retries and backs off, so that one timeout bounds the
+    whole call (httpx's default is 5 s)."""
+    timeouts = request.extensions.get("timeout")
+    read = timeouts.get("read") if timeouts else None
+    return None if read is None else mesh.clock() + read
 
 
 def _span_parent(request: httpx.Request, own: dict[str, str]) -> Any:
@@ -597,6 +608,9 @@ class MeshTransport(httpx.BaseTransport):
             status = result.status_code
             if status >= 400:
                 _note_fault(plan, result)
+        except CallerDeadlineExceeded as e:
+            # What the app's client raises when its sidecar has not answered within its read timeout.
+            raise httpx.ReadTimeout(str(e), request=request) from None
         finally:
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)
@@ -701,6 +715,9 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             status = result.status_code
             if status >= 400:
                 _note_fault(plan, result)
+        except CallerDeadlineExceeded as e:
+            # What the app's client raises when its sidecar has not answered within its read timeout.
+            raise httpx.ReadTimeout(str(e), request=request) from None
         finally:
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["ConfigError", "ConfigIssue", "LibmeshError", "Severity"]
+__all__ = ["CallerDeadlineExceeded", "ConfigError", "ConfigIssue", "LibmeshError", "Severity"]
 
 
 class LibmeshError(Exception):
@@ -86,3 +86,16 @@ class ConfigError(LibmeshError, ValueError):
     def warnings(self) -> tuple[ConfigIssue, ...]:
         """Only the warnings."""
         return tuple(i for i in self.issues if not i.is_error)
+
+
+class CallerDeadlineExceeded(LibmeshError, TimeoutError):
+    """The caller's own deadline (its client timeout) passed before the mesh had a response for it: what a
+    client library raises when its sidecar has not answered in time. The policy engine raises it instead of
+    waiting out an injected delay, a retry back-off or an attempt the caller no longer waits for; adapters
+    turn it into their framework's timeout error (``httpx.ReadTimeout``, gRPC ``DEADLINE_EXCEEDED``)::
+
+        try:
+            ...
+        except CallerDeadlineExceeded:
+            raise httpx.ReadTimeout("...", request=request) from None
+    """

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ..discovery.endpoint import Endpoint
+from ..errors import CallerDeadlineExceeded
 from ..routing.call import Call
 from ..routing.decision import Action, HeaderOps, RouteDecision, WeightedDestination
 from .outcome import Failure, Flag, Outcome
@@ -46,6 +47,7 @@ _RESET_BODY = (
 _TIMEOUT_BODY = b"upstream request timeout"
 _NO_HEALTHY_BODY = b"no healthy upstream"
 _FAULT_BODY = b"fault filter abort"
+_CALLER_GONE = "the caller's own timeout passed before a response came"
 # Istio's connect timeout for every cluster unless a DestinationRule sets tcp.connectTimeout.
 _DEFAULT_CONNECT_TIMEOUT = 10.0
 # Envoy's ResponseFlagUtils order: a call's flags are always printed in this sequence.
@@ -129,6 +131,7 @@ class CallPlan:
     """
 
     __slots__ = (
+        "_caller_gone",
         "_cluster",
         "_delay_done",
         "_destination",
@@ -170,6 +173,7 @@ class CallPlan:
         self._holding_retry = False
         self._pending_attempt = False
         self._pending_timeout = False
+        self._caller_gone = False
         self._in_flight = False
         self._recorded = False
 
@@ -194,11 +198,14 @@ class CallPlan:
             if fault.delay_fires(self.mesh.rand.random()):
                 self._flags.append(Flag.DELAY_INJECTED)
                 assert fault.delay is not None
-                return Sleep(fault.delay)
+                return self._sleep(fault.delay)
         return self._after_delay()
 
     def resume(self) -> Step:
-        """The step after a :class:`Sleep`."""
+        """The step after a :class:`Sleep`. Raises :class:`~libmesh.errors.CallerDeadlineExceeded` when the
+        caller's own deadline (``Call.deadline``) ended the wait."""
+        if self._caller_gone:
+            raise CallerDeadlineExceeded(_CALLER_GONE)
         if self._pending_timeout:
             self._pending_timeout = False
             return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
@@ -240,6 +247,9 @@ class CallPlan:
         return self._reply(502, b"", Flag.NONE)
 
     def _attempt(self, *, first: bool) -> Step:
+        caller = self.call.deadline
+        if caller is not None and self.mesh.clock() >= caller:
+            raise CallerDeadlineExceeded(_CALLER_GONE)
         cluster = self._cluster
         assert cluster is not None
         retry = self._retry
@@ -287,6 +297,10 @@ class CallPlan:
             cluster.finish(self.endpoint, outcome)
         self._release()
         now = self.mesh.clock()
+        caller = self.call.deadline
+        if outcome.failure is not None and caller is not None and now >= caller:
+            # The caller has stopped waiting: nothing to retry or answer for (its client times out).
+            raise CallerDeadlineExceeded(_CALLER_GONE)
         route_timed_out = self.deadline is not None and now >= self.deadline
         if outcome.failure is Failure.TIMEOUT and route_timed_out:
             return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
@@ -316,14 +330,14 @@ class CallPlan:
             self._holding_retry = True
             if decision.after > 0:
                 self._pending_attempt = True
-                return Sleep(decision.after)
+                return self._sleep(decision.after)
             return self._attempt(first=False)
         if decision.reason is StopReason.NO_TIME and remaining is not None:
             # Envoy keeps the retry scheduled; the route timeout fires first and answers 504 UT.
             if remaining <= 0:
                 return self._reply(504, _TIMEOUT_BODY, Flag.UPSTREAM_REQUEST_TIMEOUT)
             self._pending_timeout = True
-            return Sleep(remaining)
+            return self._sleep(remaining)
         return self._final(outcome, decision.flag)
 
     def _final(self, outcome: Outcome, flag: Flag) -> Step:
@@ -379,11 +393,24 @@ class CallPlan:
 
     def _attempt_timeout(self) -> float | None:
         retries = self.decision.retries
-        per_try = retries.per_try_timeout if retries is not None else None
-        if self.deadline is None:
-            return per_try
-        remaining = max(0.0, self.deadline - self.mesh.clock())
-        return remaining if per_try is None else min(per_try, remaining)
+        limit = retries.per_try_timeout if retries is not None else None
+        now = self.mesh.clock()
+        for deadline in (self.deadline, self.call.deadline):
+            if deadline is not None:
+                remaining = max(0.0, deadline - now)
+                limit = remaining if limit is None else min(limit, remaining)
+        return limit
+
+    def _sleep(self, seconds: float) -> Sleep:
+        """Wait ``seconds``, or less when the caller's own deadline comes first (then :meth:`resume`
+        raises): an injected delay or a back-off never outlasts the caller's patience."""
+        caller = self.call.deadline
+        if caller is not None:
+            left = caller - self.mesh.clock()
+            if left <= seconds:
+                self._caller_gone = True
+                return Sleep(max(0.0, left))
+        return Sleep(seconds)
 
     def _destination_host(self) -> str:
         assert self._destination is not None

@@ -3,13 +3,14 @@ each attempt; the remaining deadline travels to the next hop and caps the nested
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 
 import httpx
 import pytest
 
-from libmesh.adapters.httpx import FLAGS_HEADER, MeshTransport
+from libmesh.adapters.httpx import FLAGS_HEADER, AsyncMeshTransport, MeshTransport
 from libmesh.telemetry.context import DEADLINE_HEADER
 
 from .conftest import Serve
@@ -220,7 +221,8 @@ spec:
 
 
 def test_the_apps_shorter_httpx_timeout_still_applies_under_a_route_timeout(serve: Serve) -> None:
-    """A route timeout only tightens the app's own httpx timeout: 150 ms from the app beats the route's 5 s."""
+    """A route timeout only tightens the app's own httpx timeout: 150 ms from the app beats the route's 5 s,
+    and the app sees what its client raises behind a sidecar that has not answered: httpx.ReadTimeout."""
     upstream = Upstream("slow", slow(1.0))
     mesh = make_mesh(
         service_entry(HOST, [(serve(upstream), {"app": "reviews"})]),
@@ -228,10 +230,39 @@ def test_the_apps_shorter_httpx_timeout_still_applies_under_a_route_timeout(serv
     )
     with httpx.Client(transport=MeshTransport(mesh), timeout=0.15) as client:
         started = time.monotonic()
-        response = client.get(URL)
+        with pytest.raises(httpx.ReadTimeout):
+            client.get(URL)
         elapsed = time.monotonic() - started
-    assert response.status_code == 504 and response.headers[FLAGS_HEADER] == "UT"
-    assert elapsed < 0.8
+    assert 0.1 < elapsed < 0.8
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_injected_delay_ends_at_the_apps_own_timeout(serve: Serve, mode: Mode) -> None:
+    """A 3 s delay fault against an app whose client waits 300 ms: the app's timeout fires at 300 ms, as
+    it would behind a sidecar holding the request; nothing reaches the upstream, and the call is recorded
+    as the caller going away (response code 0, flags DI,DC)."""
+    upstream = Upstream("reviews")
+    mesh = make_mesh(
+        service_entry(HOST, [(serve(upstream), {"app": "reviews"})]),
+        _route(extra="\n    fault: {delay: {fixedDelay: 3s, percentage: {value: 100}}}"),
+    )
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        if mode == "sync":
+            with httpx.Client(transport=MeshTransport(mesh), timeout=0.3) as client:
+                client.get(URL)
+        else:
+
+            async def go() -> None:
+                async with httpx.AsyncClient(transport=AsyncMeshTransport(mesh), timeout=0.3) as client:
+                    await client.get(URL)
+
+            asyncio.run(go())
+    elapsed = time.monotonic() - started
+    assert 0.25 < elapsed < 1.0
+    assert upstream.count == 0
+    body, _ = mesh.metrics_exposition()
+    assert 'response_code="0"' in body.decode() and 'response_flags="DI,DC"' in body.decode()
 
 
 def test_a_retry_the_deadline_cuts_off_ends_in_504_ut_at_the_deadline(serve: Serve) -> None:
