@@ -251,6 +251,10 @@ def tour(app: Bookinfo) -> int:
     return failed
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--once", action="store_true", help="run the tour and exit")
@@ -258,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         "--consul", nargs="?", const="in-process", metavar="HOST:PORT", help="endpoints from Consul"
     )
     options = parser.parse_args(argv)
+    # A SIGTERM (a script's timeout, `kill`) stops the demo as Ctrl-C does: the services are stopped too.
+    signal.signal(signal.SIGTERM, _interrupt)
     ports = Ports.from_env()
     busy = _busy(ports)
     if busy:
