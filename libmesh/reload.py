@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config.dump import resource_to_dict
-from .config.loader import ConfigSet, Document, parse_yaml
+from .config.loader import ConfigSet, Document, deduplicate, parse_yaml
 from .errors import ConfigIssue, Severity
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def parse_units(
         if text == _UNREADABLE:
             part = ConfigSet((), (ConfigIssue(Severity.ERROR, "cannot read", file=name),))
         else:
-            part = parse_yaml(text, file=name, namespace=namespace)
+            part = parse_yaml(text, file=name, namespace=namespace, dedupe=False)
         issues.extend(part.issues)
         if part.errors:
             rejected.append(name)
@@ -282,7 +282,7 @@ def parse_units(
             continue
         good[name] = part
         documents.extend(part.documents)
-    return ConfigSet(tuple(documents), tuple(issues)), good, rejected
+    return deduplicate(documents, issues, namespace=namespace), good, rejected
 
 
 @dataclass(slots=True)

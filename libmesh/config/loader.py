@@ -27,7 +27,16 @@ from .resources import RESOURCE_KINDS, Resource
 from .support import unenforced_fields
 from .validation import Context, validate
 
-__all__ = ["ConfigSet", "Document", "load_paths", "load_resources", "load_yaml", "parse_paths", "parse_yaml"]
+__all__ = [
+    "ConfigSet",
+    "Document",
+    "deduplicate",
+    "load_paths",
+    "load_resources",
+    "load_yaml",
+    "parse_paths",
+    "parse_yaml",
+]
 
 log = logging.getLogger("libmesh.config")
 
@@ -129,14 +138,47 @@ def parse_paths(paths: Iterable[str | os.PathLike[str]], *, namespace: str = "de
         except (OSError, UnicodeDecodeError) as e:
             issues.append(ConfigIssue(Severity.ERROR, f"cannot read: {e}", file=file))
             continue
-        part = parse_yaml(text, file=file, namespace=namespace)
+        part = parse_yaml(text, file=file, namespace=namespace, dedupe=False)
         docs.extend(part.documents)
         issues.extend(part.issues)
-    return ConfigSet(tuple(docs), tuple(issues))
+    return deduplicate(docs, issues, namespace=namespace)
 
 
-def parse_yaml(text: str, *, file: str = "<string>", namespace: str = "default") -> ConfigSet:
-    """Parse YAML text into a :class:`ConfigSet` without raising for bad config."""
+def deduplicate(
+    documents: Iterable[Document], issues: Iterable[ConfigIssue] = (), *, namespace: str = "default"
+) -> ConfigSet:
+    """The documents with one resource per kind, namespace and name: the last one wins, as it would after
+    ``kubectl apply`` of them all in order (the API server keeps one object per name). Each one overridden
+    is reported as a warning naming both places, so two files defining ``reviews`` never both route."""
+    kept: dict[tuple[str, str, str], Document] = {}
+    found = list(issues)
+    for doc in documents:
+        meta = doc.resource.metadata
+        key = (type(doc.resource).__name__, meta.namespace or namespace, meta.name or "")
+        earlier = kept.pop(key, None)
+        if earlier is not None and key[2]:
+            where = f"{earlier.file}:{earlier.line}" if earlier.line is not None else str(earlier.file)
+            found.append(
+                ConfigIssue(
+                    Severity.WARNING,
+                    f"{key[0]} {key[1]}/{key[2]} is defined again here and replaces the one at {where}",
+                    file=doc.file,
+                    line=doc.line,
+                    kind=key[0],
+                    namespace=key[1],
+                    name=key[2],
+                )
+            )
+        kept[key] = doc
+    return ConfigSet(tuple(kept.values()), tuple(found))
+
+
+def parse_yaml(
+    text: str, *, file: str = "<string>", namespace: str = "default", dedupe: bool = True
+) -> ConfigSet:
+    """Parse YAML text into a :class:`ConfigSet` without raising for bad config. A resource defined twice
+    keeps its last definition (see :func:`deduplicate`); ``dedupe=False`` keeps both, for callers merging
+    several texts that dedupe the result."""
     docs: list[Document] = []
     issues: list[ConfigIssue] = []
     try:
@@ -169,6 +211,8 @@ def parse_yaml(text: str, *, file: str = "<string>", namespace: str = "default")
             if doc is not None:
                 docs.append(doc)
                 issues.extend(_check(doc, namespace))
+    if dedupe:
+        return deduplicate(docs, issues, namespace=namespace)
     return ConfigSet(tuple(docs), tuple(issues))
 
 

@@ -695,3 +695,29 @@ def test_cli_usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) ->
         main(argv)
     assert info.value.code == 2
     assert "usage: libmesh" in capsys.readouterr().err
+
+
+def test_a_resource_defined_twice_keeps_its_last_definition_with_a_warning(tmp_path: Path) -> None:
+    """As after `kubectl apply` of both: one object per kind, namespace and name, the later one; the
+    earlier is named in a warning so the user sees the clash."""
+    doc = (
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews}}\n"
+        "spec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews, subset: {}}}}}]\n"
+    )
+    (tmp_path / "a.yaml").write_text(doc.format("v1"))
+    (tmp_path / "b.yaml").write_text(
+        doc.format("v2") + "---\n" + doc.format("v3").replace("reviews}", "ratings}", 1)
+    )
+    config = parse_paths([tmp_path])
+    subsets = {
+        d.resource.metadata.name: d.resource.spec.http[0].route[0].destination.subset
+        for d in config.documents
+    }
+    assert subsets == {"reviews": "v2", "ratings": "v3"}
+    (warning,) = [i for i in config.issues if "defined again" in i.message]
+    assert not warning.is_error
+    assert str(warning).startswith(f"warning: {tmp_path / 'b.yaml'}:1: VirtualService default/reviews")
+    assert warning.message.endswith(f"replaces the one at {tmp_path / 'a.yaml'}:1")
+    # Same name in another namespace, or another kind, is another object.
+    other = doc.format("v1").replace("{name: reviews}", "{name: reviews, namespace: prod}")
+    assert len(parse_yaml(doc.format("v1") + "---\n" + other).documents) == 2
