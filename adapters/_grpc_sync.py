@@ -174,6 +174,8 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
             while True:
                 if isinstance(step, Send):
                     last = None
+                    outcome: Outcome = ENDED_OK
+                    injected = False
                     conn = pool.acquire(step)
                     try:
                         mc = conn.callable("unary_unary", method, registered)
@@ -189,13 +191,10 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
                             last = e
                             elapsed = clock() - started
                             outcome = common.error_outcome(err.code().value[0], err.details(), t, elapsed)
-                            step = plan.sent(
-                                outcome, fault_injected=common.fault_marked(err.trailing_metadata())
-                            )
-                            continue
+                            injected = common.fault_marked(err.trailing_metadata())
                     finally:
                         pool.release(conn)
-                    step = plan.sent(ENDED_OK)
+                    step = plan.sent(outcome, fault_injected=injected)
                 elif isinstance(step, Sleep):
                     time.sleep(step.seconds)
                     step = plan.resume()
