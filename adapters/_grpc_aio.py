@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import grpc.aio
 
+from libmesh.errors import CallerDeadlineExceeded
 from libmesh.mesh import Mesh
 from libmesh.policy.engine import CallPlan, Deliver, Reply, Send, Sleep
 from libmesh.policy.grpc_codes import OK
@@ -183,7 +184,7 @@ class _AioCall:
             replayable = True
         self._plan: CallPlan
         self._span: MeshSpan | None
-        self._plan, self._span = method.info.start(mesh, metadata, replayable)
+        self._plan, self._span = method.info.start(mesh, metadata, replayable, self._deadline)
         self._sent = _Counter()
         # Every other attribute starts at its class-level default below, set per call only when it changes.
 
@@ -220,6 +221,15 @@ class _AioCall:
                     await self._advance(self._plan.first())
                 else:
                     await self._resolve()
+            except CallerDeadlineExceeded:
+                self._release()
+                code, details = common.caller_gave_up(self._plan, self._span)
+                flags = grpc.aio.Metadata((FLAGS_METADATA, self._plan.response_flags))
+                self._local = grpc.aio.AioRpcError(
+                    STATUS_BY_CODE.get(code, grpc.StatusCode.UNKNOWN), grpc.aio.Metadata(), flags, details
+                )
+                self._error = self._local
+                self._over()
             except BaseException:
                 self._abandon()
                 raise

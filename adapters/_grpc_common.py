@@ -236,9 +236,15 @@ class MethodInfo:
         )
 
     def start(
-        self, mesh: Mesh, metadata: Sequence[tuple[str, str | bytes]] | None, replayable: bool
+        self,
+        mesh: Mesh,
+        metadata: Sequence[tuple[str, str | bytes]] | None,
+        replayable: bool,
+        deadline: float | None = None,
     ) -> tuple[CallPlan, MeshSpan | None]:
-        """The plan and the client span of one call with the app's ``metadata``."""
+        """The plan and the client span of one call with the app's ``metadata``; ``deadline`` is the
+        caller's own (its ``timeout`` from now, on the mesh's clock), which no injected delay or retry
+        back-off outlasts."""
         own = metadata_dict(metadata) if metadata else None
         call = Call(
             self.authority,
@@ -249,6 +255,7 @@ class MethodInfo:
             self.port,
             "grpc",
             mesh.source_address,
+            deadline=deadline,
         )
         plan = mesh.plan(call, body_replayable=replayable, protocol="grpc")
         tracer = mesh.tracer
@@ -459,6 +466,16 @@ class MeshRpcError(grpc.RpcError, grpc.Call):
 
     def __str__(self) -> str:
         return f"<MeshRpcError {self._code.name}: {self._details} (flags {self._trailing[0][1]})>"
+
+
+def caller_gave_up(plan: CallPlan, span: MeshSpan | None) -> tuple[int, str]:
+    """The caller's own deadline passed while the mesh was still waiting (an injected delay, a back-off):
+    record the call as Envoy records a client that went away (``DC``) and give the DEADLINE_EXCEEDED the
+    caller's gRPC library would have raised."""
+    plan.abandon()
+    if span is not None:
+        span.finish(None, response_flags=plan.response_flags, error="DEADLINE_EXCEEDED")
+    return DEADLINE_EXCEEDED, "Deadline Exceeded"
 
 
 def local_reply(

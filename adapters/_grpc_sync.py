@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from libmesh.errors import CallerDeadlineExceeded
 from libmesh.mesh import Mesh
 from libmesh.policy.engine import CallPlan, Deliver, Reply, Send, Sleep, drive
 from libmesh.policy.grpc_codes import CANCELLED, OK, UNKNOWN
@@ -105,8 +106,8 @@ class _Method:
         replayable: bool,
     ) -> tuple[CallPlan, MeshSpan | None, _Options]:
         mesh = self._channel.mesh
-        plan, span = self._info.start(mesh, metadata, replayable)
         deadline = None if timeout is None else mesh.clock() + timeout
+        plan, span = self._info.start(mesh, metadata, replayable, deadline)
         return plan, span, _Options(metadata, credentials, wait_for_ready, compression, deadline)
 
 
@@ -161,9 +162,9 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         channel = self._channel
         mesh = channel.mesh
         info = self._info
-        plan, span = info.start(mesh, metadata, True)
         clock = mesh.clock
         deadline = None if timeout is None else clock() + timeout
+        plan, span = info.start(mesh, metadata, True, deadline)
         pool = channel._pool
         method, registered = self._method, self._registered
         # The plan is stepped here rather than by engine.drive: the same loop, without three closures and
@@ -205,6 +206,9 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
                 else:
                     result = self._deliver(plan, span, data, last, step)
                     break
+        except CallerDeadlineExceeded:
+            code, details = common.caller_gave_up(plan, span)
+            raise MeshRpcError(code, details, plan.response_flags) from None
         except BaseException:
             plan.abandon()
             raise
@@ -520,6 +524,14 @@ class _ResponseStream(grpc.Call):
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
             fn()
+        except CallerDeadlineExceeded:
+            if self._conn is not None:
+                self._owner._channel._pool.release(self._conn)
+                self._conn = None
+            code, details = common.caller_gave_up(self._plan, self._span)
+            self._local = MeshRpcError(code, details, self._plan.response_flags)
+            self._error = self._local
+            self._state = 2
         except BaseException:
             self._abandon()
             raise

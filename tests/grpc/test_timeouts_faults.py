@@ -131,3 +131,28 @@ def test_fault_delay(start: Start, mode: Mode) -> None:
     assert out.code == grpc.StatusCode.OK
     assert out.elapsed >= 0.2
     assert metric_value(mesh, "istio_requests_total", grpc_response_status="0", response_flags="DI") == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_delay_longer_than_the_callers_timeout_ends_at_the_callers_deadline(
+    start: Start, mode: Mode
+) -> None:
+    """A 3 s delay fault against a caller with timeout=0.3: the caller gets DEADLINE_EXCEEDED at 0.3 s, as
+    its gRPC library would raise it in front of a sidecar holding the call; the server is never reached and
+    the call is recorded as the client going away (flags DI,DC)."""
+    echo = Echo()
+    s = start(echo)
+    mesh = make_mesh(
+        service_entry([(s.port, {})]),
+        virtual_service(
+            """
+            - route: [{destination: {host: echo}}]
+              fault: {delay: {fixedDelay: 3s, percentage: {value: 100}}}
+            """
+        ),
+    )
+    out = unary(mesh, mode, timeout=0.3)
+    assert out.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert 0.25 < out.elapsed < 1.0
+    assert echo.count == 0
+    assert metric_value(mesh, "istio_requests_total", response_flags="DI,DC") == 1
