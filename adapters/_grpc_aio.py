@@ -648,14 +648,16 @@ class AioMeshChannel(grpc.aio.Channel):
         return None
 
     async def close(self, grace: float | None = None) -> None:
-        """Close every per-endpoint channel (calls in flight get ``grace`` seconds)."""
-        channels = self._pool.close_all()
+        """Close every per-endpoint channel (calls in flight get ``grace`` seconds). Mirrored copies still on
+        their way get up to a second to arrive first, as the httpx transports give them (closing a channel
+        cancels what it carries)."""
         if self._closed is not None:
             self._closed.set()
-        if channels:
-            await asyncio.gather(*(c.close(grace) for c in channels), return_exceptions=True)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=1.0)
+        channels = self._pool.close_all()
+        if channels:
+            await asyncio.gather(*(c.close(grace) for c in channels), return_exceptions=True)
 
     async def __aenter__(self) -> AioMeshChannel:
         return self

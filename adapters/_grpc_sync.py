@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import time
@@ -933,7 +934,15 @@ class MeshChannel(grpc.Channel):
             self._subscribers.remove(callback)
 
     def close(self) -> None:
-        """Close every per-endpoint channel and the worker threads of ``future()`` calls."""
+        """Close every per-endpoint channel and the worker threads of ``future()`` calls. Mirrored copies
+        still on their way get up to a second to arrive first (closing a channel cancels what it carries)."""
+        deadline = time.monotonic() + 1.0
+        for future in list(self._mirrors):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with contextlib.suppress(Exception):  # a mirror's result never matters
+                future.exception(timeout=left)
         for channel in self._pool.close_all():
             channel.close()
         if self._executor is not None:
