@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
-from libmesh.discovery.endpoint import Endpoint, Registry
+from libmesh.discovery.endpoint import Endpoint, Registry, Subscribers
 
 if TYPE_CHECKING:
     from libmesh.discovery.static import ServiceInfo
@@ -55,7 +55,7 @@ class HealthCheckedRegistry:
         self._unhealthy: frozenset[str] = frozenset()
         self._asked: set[tuple[str, int]] = set()
         self._channels: dict[str, grpc.Channel] = {}
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
         self._inner_unsubscribe = inner.subscribe(self._changed)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,21 +86,10 @@ class HealthCheckedRegistry:
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """``callback`` runs when the inner registry changes or an endpoint's health does."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def _changed(self) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            cb()
+        self._subscribers.notify()
 
     # --- checking ----------------------------------------------------------------------------------------
 

@@ -3,12 +3,11 @@ such as Consul. The mesh builds this chain itself when it is given ``discovery=`
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..config.model.service_entry import ServiceEntryResolution
-from .endpoint import Endpoint, Registry
+from .endpoint import Endpoint, Registry, Subscribers
 from .static import ServiceInfo
 
 __all__ = ["ChainedRegistry"]
@@ -45,8 +44,7 @@ class ChainedRegistry:
         self.registries = registries
         self._cache: dict[tuple[str, int], Sequence[Endpoint] | None] = {}
         self._services: dict[tuple[str, int], ServiceInfo | None] = {}
-        self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
         self._unsubscribes = [r.subscribe(self._changed) for r in registries]
 
     def endpoints(self, host: str, port: int) -> Sequence[Endpoint] | None:
@@ -90,15 +88,7 @@ class ChainedRegistry:
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` whenever one of the registries reports a change."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def status(self) -> dict[str, Any]:
         """The status of every registry that can describe itself, by class name."""
@@ -127,7 +117,4 @@ class ChainedRegistry:
     def _changed(self) -> None:
         self._cache = {}
         self._services = {}
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            cb()
+        self._subscribers.notify()

@@ -57,7 +57,7 @@ from typing import Any
 from ..config.model.service_entry import ServiceEntryResolution
 from ..workload import Workload
 from .chained import ChainedRegistry
-from .endpoint import Endpoint
+from .endpoint import Endpoint, Subscribers
 from .static import ServiceInfo
 
 __all__ = [
@@ -212,7 +212,7 @@ class ConsulRegistry:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._rand = random.Random()
-        self._callbacks: list[Callable[[], None]] = []
+        self._subscribers = Subscribers()
         self._watches: dict[str, _WatchState] = {}
         self._threads: dict[str, threading.Thread] = {}
         # The hot-path tables, replaced whole on each change (readers never see a half-built one).
@@ -267,15 +267,7 @@ class ConsulRegistry:
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from a watch thread) after each change of endpoints; returns the unsubscribe."""
-        with self._lock:
-            self._callbacks.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._callbacks:
-                    self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     # --- status ---------------------------------------------------------------------------------------------
 
@@ -533,12 +525,7 @@ class ConsulRegistry:
             self._table = {h: tuple(eps) for h, eps in table.items()}
             self._infos = infos
             self._service_cache = {}
-            callbacks = list(self._callbacks)
-        for cb in callbacks:
-            try:
-                cb()
-            except Exception:
-                log.exception("ConsulRegistry: endpoint-change callback failed")
+        self._subscribers.notify()
 
 
 class _Bucket:

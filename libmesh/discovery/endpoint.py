@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -9,7 +11,9 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from .static import ServiceInfo
 
-__all__ = ["Endpoint", "Registry"]
+__all__ = ["Endpoint", "Registry", "Subscribers"]
+
+log = logging.getLogger("libmesh.discovery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +79,38 @@ class Registry(Protocol):
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` whenever endpoints change; returns a function that unsubscribes."""
         ...
+
+
+class Subscribers:
+    """The change callbacks of a registry, for implementations of :meth:`Registry.subscribe`: ``add``
+    returns the function that removes the callback again, and ``notify`` calls every callback outside the
+    lock (a failing one is logged, the others still run)::
+
+        def subscribe(self, callback): return self._subscribers.add(callback)
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def add(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Register ``callback``; returns its unsubscribe."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def notify(self) -> None:
+        """Call every callback registered now."""
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("libmesh: a registry change callback failed")
