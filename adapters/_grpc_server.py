@@ -50,7 +50,18 @@ class _Context:
     servicer sets is sent together with the mesh's own (the workload's identity, the fault marker). It also
     counts the messages received and sent."""
 
-    __slots__ = ("_inbound", "_inner", "_peer", "code_set", "marked", "received", "sent", "trailing")
+    __slots__ = (
+        "_inbound",
+        "_inner",
+        "_peer",
+        "code_set",
+        "marked",
+        "received",
+        "received_bytes",
+        "sent",
+        "sent_bytes",
+        "trailing",
+    )
 
     def __init__(self, inner: Any, inbound: Inbound, peer: tuple[str, str] | None) -> None:
         self._inner = inner
@@ -61,6 +72,8 @@ class _Context:
         self.trailing: tuple[Any, ...] = ()
         self.received = 0
         self.sent = 0
+        self.received_bytes = 0
+        self.sent_bytes = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -119,10 +132,12 @@ class _AioContext(_Context):
         message = await self._inner.read()
         if message is not grpc.aio.EOF:
             self.received += 1
+            self.received_bytes += _size(message)
         return message
 
     async def write(self, message: Any) -> None:
         self.sent += 1
+        self.sent_bytes += _size(message)
         await self._inner.write(message)
 
 
@@ -178,6 +193,8 @@ class _Base:
             if code in _SERVER_ERRORS:
                 span_error = GRPC_CODE_NAMES.get(code, str(code))
         inbound.status = 200
+        inbound.request_bytes = ctx.received_bytes
+        inbound.response_bytes = ctx.sent_bytes
         inbound.end(
             span_error,
             grpc_status=code,
@@ -261,6 +278,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 request = _count(request, ctx)
             else:
                 ctx.received = 1
+                ctx.received_bytes = _size(request)
             try:
                 response = inner(request, ctx)
             except BaseException as e:
@@ -268,6 +286,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 raise
             if ctx.code_set is None or ctx.code_set == OK:
                 ctx.sent = 1
+                ctx.sent_bytes = _size(response)
             end(inbound, ctx, None)
             return response
 
@@ -289,9 +308,11 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 request = _count(request, ctx)
             else:
                 ctx.received = 1
+                ctx.received_bytes = _size(request)
             try:
                 for message in inner(request, ctx):
                     ctx.sent += 1
+                    ctx.sent_bytes += _size(message)
                     yield message
             except BaseException as e:
                 end(inbound, ctx, e)
@@ -301,15 +322,24 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
         return behavior
 
 
+def _size(message: Any) -> int:
+    """A message's serialized size (protobuf messages know it without serializing again); 0 for a message
+    of another kind, whose size the interceptor cannot know."""
+    byte_size = getattr(message, "ByteSize", None)
+    return byte_size() if byte_size is not None else 0
+
+
 def _count(requests: Iterator[Any], ctx: _Context) -> Iterator[Any]:
     for message in requests:
         ctx.received += 1
+        ctx.received_bytes += _size(message)
         yield message
 
 
 async def _acount(requests: AsyncIterator[Any], ctx: _Context) -> AsyncIterator[Any]:
     async for message in requests:
         ctx.received += 1
+        ctx.received_bytes += _size(message)
         yield message
 
 
@@ -371,6 +401,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                     request = _acount(request, ctx)
             else:
                 ctx.received = 1
+                ctx.received_bytes = _size(request)
             try:
                 response = await inner(request, ctx)
             except BaseException as e:
@@ -378,6 +409,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 raise
             if (ctx.code_set is None or ctx.code_set == OK) and response is not None:
                 ctx.sent = 1
+                ctx.sent_bytes = _size(response)
             end(inbound, ctx, None)
             return response
 
@@ -399,9 +431,11 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                         request = _acount(request, ctx)
                 else:
                     ctx.received = 1
+                    ctx.received_bytes = _size(request)
                 try:
                     async for message in inner(request, ctx):
                         ctx.sent += 1
+                        ctx.sent_bytes += _size(message)
                         yield message
                 except BaseException as e:
                     end(inbound, ctx, e)
@@ -421,6 +455,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                     request = _acount(request, ctx)
             else:
                 ctx.received = 1
+                ctx.received_bytes = _size(request)
             try:
                 result = await inner(request, ctx)
             except BaseException as e:

@@ -96,6 +96,11 @@ def test_all_four_kinds_pass_through_the_mesh_with_message_counts(
         assert metric_value(m, "istio_response_messages_total", **labels) == (15 if mode == "aio" else 11), (
             side
         )
+    # Sizes: the server counts each message's serialized size, as the client counts what it sends and reads.
+    for metric in ("istio_request_bytes_sum", "istio_response_bytes_sum"):
+        sent = metric_value(mesh, metric, reporter="source")
+        assert sent > 0, metric
+        assert metric_value(server_mesh, metric, reporter="destination") == sent, metric
     # The two ends know each other: the client labels the destination workload, the server the source.
     assert metric_value(mesh, "istio_requests_total", destination_workload="echo-v1") == calls
     assert metric_value(server_mesh, "istio_requests_total", source_workload="client-v1") == calls
