@@ -226,10 +226,13 @@ class OutlierDetector:
 
     def _classify(self, outcome: Outcome) -> tuple[bool, bool]:
         codes = self.settings.error_codes
-        if codes and outcome.failure is None and outcome.status is not None:
-            if outcome.status not in codes:
-                return False, False
-            return True, outcome.status in (502, 503, 504)
+        if codes and outcome.failure is None:
+            # A gRPC status is judged by the HTTP status it maps to, as without the list.
+            status = outcome.http_equivalent
+            if status is not None:
+                if status not in codes:
+                    return False, False
+                return True, status in (502, 503, 504)
         return outcome.is_5xx, outcome.is_gateway_error
 
     def _sync(self, endpoints: Sequence[Endpoint]) -> None:

@@ -116,6 +116,14 @@ def test_error_codes_decide_which_statuses_are_errors() -> None:
     assert d.is_ejected(e[1].key)
 
 
+def test_error_codes_judge_a_grpc_status_by_the_http_status_it_maps_to() -> None:
+    d, e, _ = detector(consecutive_5xx=2, max_ejection_percent=100, error_codes=frozenset({503}))
+    fail(d, e[0], 2, Outcome(status=200, grpc_status=14))  # UNAVAILABLE -> 503, listed
+    assert d.is_ejected(e[0].key)
+    fail(d, e[1], 3, Outcome(status=200, grpc_status=13))  # INTERNAL -> 500, not listed
+    assert not d.is_ejected(e[1].key)
+
+
 # --- ejection time, interval ticks and decay --------------------------------------------------------------
 
 
