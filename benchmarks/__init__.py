@@ -26,10 +26,20 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, TypeVar
 
-__all__ = ["Result", "Timing", "per_call", "per_run", "percentile", "summarise", "time_calls", "time_runs"]
+__all__ = [
+    "Result",
+    "Timing",
+    "per_call",
+    "per_run",
+    "percentile",
+    "summarise",
+    "time_calls",
+    "time_runs",
+    "with_ratios",
+]
 
 T = TypeVar("T")
 
@@ -39,7 +49,9 @@ class Result:
     """One measured benchmark. Times are seconds per operation; ``batch`` operations were timed per sample.
 
     ``bar`` is the acceptance limit for the median and ``goal`` the target (``None`` when there is none);
-    ``baseline`` names the :attr:`name` of another result this one is read against, as a ratio.
+    ``baseline`` names the :attr:`name` of another result this one is read against, as a ratio. When
+    ``ratio`` is set (see :func:`with_ratios`), the bar and goal are limits for that ratio, not for the
+    median.
     """
 
     name: str
@@ -54,6 +66,7 @@ class Result:
     note: str = ""
     median_cpu: float | None = None
     p99_cpu: float | None = None
+    ratio: float | None = None
 
     @property
     def status(self) -> str:
@@ -61,15 +74,29 @@ class Result:
         and ``""`` for a row without a bar."""
         if self.bar is None:
             return ""
-        if self.median > self.bar:
+        measured = self.median if self.ratio is None else self.ratio
+        if measured > self.bar:
             return "MISS"
-        if self.goal is not None and self.median <= self.goal:
+        if self.goal is not None and measured <= self.goal:
             return "goal"
         return "ok"
 
     def as_dict(self) -> dict[str, Any]:
         """The row as plain data (for ``--json``), with its status."""
         return {**asdict(self), "status": self.status}
+
+
+def with_ratios(results: Sequence[Result]) -> list[Result]:
+    """``results`` with :attr:`Result.ratio` set on every row that has a bar and a baseline among them:
+    for modules whose bars are ratios to a bare twin measured in the same run (mesh against bare)."""
+    by_name = {r.name: r for r in results}
+    out = []
+    for r in results:
+        base = by_name.get(r.baseline) if r.baseline else None
+        if r.bar is not None and base is not None and base.median > 0:
+            r = replace(r, ratio=r.median / base.median)
+        out.append(r)
+    return out
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

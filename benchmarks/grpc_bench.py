@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import Result
+from . import Result, with_ratios
 from .http_bench import Side, _p, _proc_cpu
 from .http_bench import config_yaml as _http_config
 
@@ -165,7 +165,7 @@ def run(quick: bool = False) -> list[Result]:
                         goal=1.05 if mesh else None,
                     )
                 )
-    return results
+    return with_ratios(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from . import Result
+from . import Result, with_ratios
 
 __all__ = ["main", "run"]
 
@@ -230,7 +230,7 @@ def run(quick: bool = False) -> list[Result]:
                         goal=1.05 if mesh else None,
                     )
                 )
-    return results
+    return with_ratios(results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

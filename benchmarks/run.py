@@ -117,8 +117,8 @@ def render(results: Sequence[Result], *, markdown: bool = False) -> str:
             _fmt_time(r.p99),
             _fmt_time(r.median_cpu),
             _fmt_time(r.p99_cpu),
-            _fmt_time(r.bar),
-            _fmt_time(r.goal),
+            _fmt_bar(r, r.bar),
+            _fmt_bar(r, r.goal),
             _ratio(r, by_name) + (f" ({r.baseline})" if r.baseline and _ratio(r, by_name) else ""),
             r.status,
         ]
@@ -139,6 +139,13 @@ def render(results: Sequence[Result], *, markdown: bool = False) -> str:
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(head), line("-" * w for w in widths), *(line(row) for row in rows)])
+
+
+def _fmt_bar(r: Result, limit: float | None) -> str:
+    # A bar on a ratio (mesh against bare) reads as one; any other bar is a time.
+    if limit is not None and r.ratio is not None:
+        return f"{limit:.2f}x"
+    return _fmt_time(limit)
 
 
 def _md_row(row: list[str]) -> str:
