@@ -12,7 +12,6 @@ policy, metrics on and tracing at 1 % sampling.
 from __future__ import annotations
 
 import asyncio
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,8 +24,8 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from . import Result, with_ratios
-from .http_bench import Side, _p, _proc_cpu
+from . import Result
+from .http_bench import Side, _proc_cpu, pairs, print_pairs
 from .http_bench import config_yaml as _http_config
 
 __all__ = ["config_yaml", "main", "run"]
@@ -126,60 +125,13 @@ def measure_async(mesh: bool, n: int, warmup: int) -> Side:
 def run(quick: bool = False) -> list[Result]:
     """Rows for ``python -m benchmarks.run``: p50/p99 latency and client/server CPU per call, bare and mesh,
     sync and asyncio, each mesh row read against its bare twin from the same rounds."""
-    rounds, n, warmup = (1, 200, 50) if quick else (5, 2000, 200)
-    results: list[Result] = []
-    for kind, measure in (("sync", measure_sync), ("aio", measure_async)):
-        sides: dict[bool, list[Side]] = {False: [], True: []}
-        for i in range(rounds):
-            order = (False, True) if i % 2 == 0 else (True, False)
-            for mesh in order:
-                sides[mesh].append(measure(mesh, n, warmup))
-        for mesh in (False, True):
-            runs = sides[mesh]
-            lat = [x for s in runs for x in s.latencies]
-            tag = "mesh" if mesh else "bare"
-            bars = {"bar": 1.10, "goal": 1.05} if mesh else {}
-            results.append(
-                Result(
-                    f"grpc.{kind}.{tag}",
-                    f"grpc {kind} unary, {tag}: latency",
-                    statistics.median(lat),
-                    _p(lat, 0.99),
-                    len(lat),
-                    baseline=None if not mesh else f"grpc.{kind}.bare",
-                    note="bar/goal are ratios to bare" if mesh else "",
-                    **bars,  # type: ignore[arg-type]
-                )
-            )
-            for side in ("client", "server"):
-                cpu = [getattr(s, f"{side}_cpu") for s in runs]
-                results.append(
-                    Result(
-                        f"grpc.{kind}.{tag}.{side}_cpu",
-                        f"grpc {kind}, {tag}: {side} CPU per call",
-                        statistics.median(cpu),
-                        None,
-                        len(cpu),
-                        baseline=None if not mesh else f"grpc.{kind}.bare.{side}_cpu",
-                        bar=1.15 if mesh else None,
-                        goal=1.05 if mesh else None,
-                    )
-                )
-    return with_ratios(results)
+    measures = (("sync", measure_sync), ("aio", measure_async))
+    return pairs("grpc", measures, title="grpc {kind} unary", short="grpc {kind}", per="call", quick=quick)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the table: latency and CPU per call, and the mesh/bare ratios."""
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    rows = run(quick)
-    by_name = {r.name: r for r in rows}
-    print(f"{'row':42} {'p50/median':>12} {'p99':>10} {'ratio':>7}")
-    for r in rows:
-        ratio = ""
-        if r.baseline and r.baseline in by_name:
-            ratio = f"{r.median / by_name[r.baseline].median:.3f}"
-        p99 = f"{r.p99 * 1e6:8.0f}us" if r.p99 is not None else ""
-        print(f"{r.label:42} {r.median * 1e6:10.1f}us {p99:>10} {ratio:>7}")
+    print_pairs(run("--quick" in (sys.argv[1:] if argv is None else argv)))
     return 0
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,12 +187,19 @@ def _p(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(quick: bool = False) -> list[Result]:
-    """Rows for ``python -m benchmarks.run``: p50/p99 latency and client/server CPU per request, bare and mesh,
-    sync and async, each mesh row read against its bare twin from the same rounds."""
+Measure = Callable[[bool, int, int], Side]
+
+
+def pairs(
+    prefix: str, measures: Sequence[tuple[str, Measure]], *, title: str, short: str, per: str, quick: bool
+) -> list[Result]:
+    """Bare and mesh rows for each ``(kind, measure)``: p50/p99 latency and client/server CPU per ``per``,
+    the two alternating within each round so machine noise hits both, each mesh row read against its bare
+    twin (bars are ratios: p50 <= 1.10, CPU <= 1.15; goal 1.05). ``title`` and ``short`` name a kind in
+    the labels (``{kind}`` is filled in). Shared by the HTTP and gRPC benchmarks."""
     rounds, n, warmup = (1, 200, 50) if quick else (5, 2000, 200)
     results: list[Result] = []
-    for kind, measure in (("sync", measure_sync), ("async", measure_async)):
+    for kind, measure in measures:
         sides: dict[bool, list[Side]] = {False: [], True: []}
         for i in range(rounds):
             order = (False, True) if i % 2 == 0 else (True, False)
@@ -202,30 +209,29 @@ def run(quick: bool = False) -> list[Result]:
             runs = sides[mesh]
             lat = [x for s in runs for x in s.latencies]
             tag = "mesh" if mesh else "bare"
-            base = None if not mesh else f"http.{kind}.bare"
-            bars = {"bar": 1.10, "goal": 1.05} if mesh else {}
             results.append(
                 Result(
-                    f"http.{kind}.{tag}",
-                    f"httpx {kind} -> uvicorn, {tag}: latency",
+                    f"{prefix}.{kind}.{tag}",
+                    f"{title.format(kind=kind)}, {tag}: latency",
                     statistics.median(lat),
                     _p(lat, 0.99),
                     len(lat),
-                    baseline=base,
+                    baseline=f"{prefix}.{kind}.bare" if mesh else None,
                     note="bar/goal are ratios to bare" if mesh else "",
-                    **bars,  # type: ignore[arg-type]
+                    bar=1.10 if mesh else None,
+                    goal=1.05 if mesh else None,
                 )
             )
             for side in ("client", "server"):
                 cpu = [getattr(s, f"{side}_cpu") for s in runs]
                 results.append(
                     Result(
-                        f"http.{kind}.{tag}.{side}_cpu",
-                        f"httpx {kind}, {tag}: {side} CPU per request",
+                        f"{prefix}.{kind}.{tag}.{side}_cpu",
+                        f"{short.format(kind=kind)}, {tag}: {side} CPU per {per}",
                         statistics.median(cpu),
                         None,
                         len(cpu),
-                        baseline=None if not mesh else f"http.{kind}.bare.{side}_cpu",
+                        baseline=f"{prefix}.{kind}.bare.{side}_cpu" if mesh else None,
                         bar=1.15 if mesh else None,
                         goal=1.05 if mesh else None,
                     )
@@ -233,10 +239,8 @@ def run(quick: bool = False) -> list[Result]:
     return with_ratios(results)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the table: latency and CPU per request, and the mesh/bare ratios."""
-    quick = "--quick" in (sys.argv[1:] if argv is None else argv)
-    rows = run(quick)
+def print_pairs(rows: Sequence[Result]) -> None:
+    """The rows of :func:`pairs` as a small table with each mesh row's ratio to bare."""
     by_name = {r.name: r for r in rows}
     print(f"{'row':42} {'p50/median':>12} {'p99':>10} {'ratio':>7}")
     for r in rows:
@@ -245,6 +249,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             ratio = f"{r.median / by_name[r.baseline].median:.3f}"
         p99 = f"{r.p99 * 1e6:8.0f}us" if r.p99 is not None else ""
         print(f"{r.label:42} {r.median * 1e6:10.1f}us {p99:>10} {ratio:>7}")
+
+
+def run(quick: bool = False) -> list[Result]:
+    """Rows for ``python -m benchmarks.run``: p50/p99 latency and client/server CPU per request, bare and mesh,
+    sync and async, each mesh row read against its bare twin from the same rounds."""
+    measures = (("sync", measure_sync), ("async", measure_async))
+    return pairs(
+        "http", measures, title="httpx {kind} -> uvicorn", short="httpx {kind}", per="request", quick=quick
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the table: latency and CPU per request, and the mesh/bare ratios."""
+    print_pairs(run("--quick" in (sys.argv[1:] if argv is None else argv)))
     return 0
 
 
