@@ -209,18 +209,13 @@ def _attempt_request(
     path: str,
     headers: HeaderOps,
     trace: dict[str, str] | None = None,
+    traced: frozenset[str] = frozenset(),
 ) -> httpx.Request:
     """The request for one attempt (or a mirror): sent to the step's address with the header edits applied,
-    then ``trace`` (the client span's ``traceparent``/``tracestate``/``baggage``) written over them."""
+    then ``trace`` (the client span's ``traceparent``/``tracestate``/``baggage``) written over them.
+    ``traced`` names every header the tracer owns: the request's own and the edits' are dropped for it."""
     url = _rewrite_url(request.url, step.host, step.port, path)
-    drop, set_items, add = _edits(headers)
-    trace_items = [_item(name, value) for name, value in trace.items()] if trace else ()
-    if trace_items:
-        # The client span's trace context replaces whatever the edits carry (the inbound request's).
-        traced = {lower for _, lower, _ in trace_items}
-        drop = drop | traced
-        set_items = [item for item in set_items if item[1] not in traced]
-        add = {name: value for name, value in add.items() if name not in traced}
+    drop, set_items, add = _edits(headers, traced)
     host = step.authority.encode("utf-8")
     # One pass over the request's headers, in order: an httpx.Headers edit scans every header per name.
     items: list[_HeaderItem] = []
@@ -242,7 +237,8 @@ def _attempt_request(
     items.extend(set_items)
     if len(appended) < len(add):
         items.extend((name, name, value) for name, value in add.items() if name not in appended)
-    items.extend(trace_items)
+    if trace:
+        items.extend(_item(name, value) for name, value in trace.items())
     extensions = dict(request.extensions)
     if isinstance(step, Send):
         extensions["timeout"] = _attempt_timeouts(extensions.get("timeout"), step)
@@ -285,24 +281,36 @@ def _make_headers(items: list[_HeaderItem]) -> httpx.Headers:
 
 
 _Edits = tuple[frozenset[bytes], list[tuple[bytes, bytes, bytes]], dict[bytes, bytes]]
-_EDITS: dict[int, tuple[HeaderOps, _Edits]] = {}
+_EDITS: dict[tuple[int, frozenset[str]], tuple[HeaderOps, _Edits]] = {}
+_NOTHING_TRACED: frozenset[str] = frozenset()
 
 
-def _edits(ops: HeaderOps) -> _Edits:
-    """``ops`` as byte-level edits: names to drop (removed or set), pairs to set, values to append. Cached by
-    identity, since the engine hands out the same ``HeaderOps`` for every call of a route."""
-    cached = _EDITS.get(id(ops))
+def _edits(ops: HeaderOps, traced: frozenset[str]) -> _Edits:
+    """``ops`` as byte-level edits: names to drop (removed, set, or owned by the tracer: ``traced``), pairs
+    to set, values to append; the tracer's headers are left out of the last two, since the client span's
+    context replaces the inbound request's. Cached by identity, since the engine hands out the same
+    ``HeaderOps`` for every call of a route."""
+    key = (id(ops), traced)
+    cached = _EDITS.get(key)
     if cached is not None and cached[0] is ops:
         return cached[1]
+    owned = frozenset(name.encode("latin-1").lower() for name in traced)
     set_items = [_item(name, value) for name, value in ops.set.items()]
-    drop = frozenset(name.encode("latin-1").lower() for name in ops.remove) | {
-        lower for _, lower, _ in set_items
+    set_items = [item for item in set_items if item[1] not in owned]
+    drop = (
+        frozenset(name.encode("latin-1").lower() for name in ops.remove)
+        | {lower for _, lower, _ in set_items}
+        | owned
+    )
+    add = {
+        lower: value.encode("utf-8")
+        for lower, value in ((name.encode("latin-1").lower(), value) for name, value in ops.add.items())
+        if lower not in owned
     }
-    add = {name.encode("latin-1").lower(): value.encode("utf-8") for name, value in ops.add.items()}
     edits = (drop, set_items, add)
     if len(_EDITS) >= 1024:
         _EDITS.clear()
-    _EDITS[id(ops)] = (ops, edits)
+    _EDITS[key] = (ops, edits)
     return edits
 
 
@@ -440,7 +448,7 @@ def _begin(mesh: Mesh, request: httpx.Request) -> tuple[CallPlan, MeshSpan | Non
     if tracer is not None:
         span = tracer.start_client_span(
             method=request.method,
-            url=str(request.url),
+            url=request.url,
             host=call.host,
             port=call.target_port,
             parent=_span_parent(request, own),
@@ -567,6 +575,7 @@ class MeshTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         plan, span, request_bytes = _begin(self.mesh, request)
         tracer = self.mesh.tracer
+        traced = tracer.fields if tracer is not None else _NOTHING_TRACED
 
         def send(step: Send) -> tuple[Outcome, httpx.Response]:
             trace: dict[str, str] | None = None
@@ -574,7 +583,7 @@ class MeshTransport(httpx.BaseTransport):
                 # Into a plain dict first: editing httpx.Headers costs a scan per name.
                 trace = {}
                 tracer.inject(span, trace)
-            attempt = _attempt_request(request, step, step.path, step.headers, trace)
+            attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
             if step.mirrors:
                 self._mirror(request, step)
             try:
@@ -664,6 +673,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         plan, span, request_bytes = _begin(self.mesh, request)
         tracer = self.mesh.tracer
+        traced = tracer.fields if tracer is not None else _NOTHING_TRACED
 
         async def send(step: Send) -> tuple[Outcome, httpx.Response]:
             trace: dict[str, str] | None = None
@@ -671,7 +681,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
                 # Into a plain dict first: editing httpx.Headers costs a scan per name.
                 trace = {}
                 tracer.inject(span, trace)
-            attempt = _attempt_request(request, step, step.path, step.headers, trace)
+            attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
             for m in step.mirrors:
                 shadow = _attempt_request(request, m, step.path, step.headers)
                 task = asyncio.ensure_future(self._send_shadow(shadow))

@@ -256,6 +256,12 @@ class Tracer:
         )
         return cls(provider, sampling=sampling, attributes=attributes, propagator=propagator)
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The header names this tracer's propagator writes (``traceparent``, ``tracestate``, ``baggage`` for
+        W3C): an outbound call's own values for them are replaced by :meth:`inject`."""
+        return self._fields
+
     # --- propagation ---------------------------------------------------------------------------------
 
     def extract(self, headers: Mapping[str, str]) -> Context:
@@ -365,7 +371,7 @@ class Tracer:
         self,
         *,
         method: str,
-        url: str,
+        url: object,
         host: str | None = None,
         port: int | None = None,
         protocol_version: str | None = None,
@@ -376,12 +382,13 @@ class Tracer:
     ) -> MeshSpan:
         """A CLIENT span for an outbound call, child of ``parent`` (default: the current OpenTelemetry
         context, which the server middleware sets to the inbound request's span). ``resend_count`` numbers
-        retries (0 for the first attempt)."""
+        retries (0 for the first attempt). ``url`` is the full URL, or any object whose ``str()`` is: it is
+        made a string only for a span that is recorded."""
         parent_ctx = parent if parent is not None else otel_context.get_current()
         parent_span = trace.get_current_span(parent_ctx).get_span_context()
 
         def attributes() -> dict[str, AttributeValue]:
-            attrs: dict[str, AttributeValue] = {"http.request.method": method, "url.full": url}
+            attrs: dict[str, AttributeValue] = {"http.request.method": method, "url.full": str(url)}
             if host:
                 attrs["server.address"] = host
             if port is not None:
