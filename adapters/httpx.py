@@ -30,6 +30,7 @@ flag (``URX``, ``DI``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -192,15 +193,33 @@ def _rewrite_url(url: httpx.URL, host: str, port: int, path: str) -> httpx.URL:
 
     httpx re-parses and re-validates every component in ``copy_with`` (about 12 us a call). When only the
     host and port change, and the host is a plain name or IPv4 address from the registry, replacing the
-    fields of the already-parsed URL is enough (under 1 us); anything else takes the public path.
+    fields of the already-parsed URL is enough; anything else takes the public path. URLs are immutable, so
+    the rewritten one is kept per (parsed URL, host, port) and shared: a service called on the same URLs
+    gets each one rewritten once.
     """
     ref = getattr(url, "_uri_reference", None)
+    key = (ref, host, port)
+    try:
+        cached = _URLS.get(key)
+    except TypeError:  # an unhashable parsed form: no cache
+        cached = None
+    if cached is not None and cached[0] == path:
+        return cached[1]
     replace = getattr(ref, "_replace", None)
     if replace is not None and path.encode("ascii") == url.raw_path and ":" not in host and "%" not in host:
         new = httpx.URL.__new__(httpx.URL)
         new._uri_reference = replace(host=host.lower(), port=port)
-        return new
-    return url.copy_with(host=host, port=port, raw_path=path.encode("ascii"))
+    else:
+        new = url.copy_with(host=host, port=port, raw_path=path.encode("ascii"))
+    if ref is not None:
+        if len(_URLS) >= 2048:
+            _URLS.clear()
+        with contextlib.suppress(TypeError):
+            _URLS[key] = (path, new)
+    return new
+
+
+_URLS: dict[tuple[Any, str, int], tuple[str, httpx.URL]] = {}
 
 
 def _attempt_request(
