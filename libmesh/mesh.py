@@ -41,6 +41,7 @@ from .reload import (
     ReloadResult,
     ReloadState,
     config_version,
+    units_by_file,
 )
 from .routing.call import Call
 from .routing.decision import Mirror, WeightedDestination
@@ -166,8 +167,12 @@ class Mesh:
         within about ``debounce`` seconds plus the time to compile it, and an invalid one is logged with its
         ``file:line`` and rejected while the last good version keeps serving (see :mod:`libmesh.reload`)."""
         ns = namespace or (workload.namespace if workload is not None else "default")
-        mesh = cls(load_paths(paths, namespace=ns), workload=workload, namespace=ns, **kwargs)
-        mesh.follow(FileSource(paths), debounce=debounce, watch=watch)
+        config = load_paths(paths, namespace=ns)
+        mesh = cls(config, workload=workload, namespace=ns, **kwargs)
+        # The files were just parsed: they are each unit's last good version, so following starts without
+        # reading and validating the whole config a second time.
+        mesh.reload_state.units = units_by_file(config)
+        mesh.follow(FileSource(paths), debounce=debounce, watch=watch, initial=False)
         return mesh
 
     @classmethod

@@ -257,6 +257,16 @@ def config_version(config: ConfigSet) -> str:
     return digest.hexdigest()[:12]
 
 
+def units_by_file(config: ConfigSet) -> dict[str, ConfigSet]:
+    """``config``'s documents grouped by the file they came from: the per-unit state :func:`parse_units`
+    keeps, for a config loaded some other way (``load_paths``)."""
+    grouped: dict[str, list[Document]] = {}
+    for doc in config.documents:
+        if doc.file is not None:
+            grouped.setdefault(doc.file, []).append(doc)
+    return {name: ConfigSet(tuple(docs)) for name, docs in grouped.items()}
+
+
 def parse_units(
     units: Sequence[tuple[str, str]], *, namespace: str, last_good: Mapping[str, ConfigSet] | None = None
 ) -> tuple[ConfigSet, dict[str, ConfigSet], list[str]]:
