@@ -119,5 +119,7 @@ def test_grpc_to_http(pool: ServerPool) -> None:
     assert h["x-request-id"] == "rid-2"
     assert h["end-user"] == "mary"
     assert h["traceparent"].split("-")[1] == TRACE.split("-")[1]
-    # The inbound gRPC deadline travels on as the remaining milliseconds.
-    assert 0 < int(h["x-libmesh-deadline-ms"]) <= 2000
+    # The inbound gRPC deadline travels on as the remaining milliseconds. gRPC's wire
+    # encoding of grpc-timeout may round up (to 10 ms units in this range, plus clock
+    # conversion), so the server can see a few ms more than the caller asked for.
+    assert 0 < int(h["x-libmesh-deadline-ms"]) <= 2020
