@@ -12,7 +12,6 @@ policy, metrics on and tracing at 1 % sampling.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import grpc
 import grpc.aio
 
 from . import Result
-from .http_bench import Side, _proc_cpu, pairs, print_pairs
+from .http_bench import Side, _proc_cpu, pairs, print_pairs, spawn_server
 from .http_bench import config_yaml as _http_config
 
 __all__ = ["config_yaml", "main", "run"]
@@ -54,7 +53,7 @@ def server(mesh: bool, aio: bool) -> Iterator[tuple[int, int]]:
             cmd.append("--mesh")
         if aio:
             cmd.append("--aio")
-        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent)
+        proc = spawn_server(cmd)
         try:
             deadline = time.monotonic() + 30
             while not port_file.exists() or not port_file.read_text().strip():

@@ -13,6 +13,7 @@ and tracing at 1 % sampling.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import statistics
 import subprocess
@@ -92,6 +93,43 @@ class Side:
     server_cpu: float
 
 
+@functools.cache
+def cpus() -> tuple[set[int], set[int]] | None:
+    """The CPUs for (client, server): one each, the first two this process may use, or ``None`` on a
+    one-CPU machine. Pinning takes the scheduler out of the measurement: on a 2-vCPU VM the same loop
+    ran at a 95 us or a 180 us p50 depending on whether the two processes happened to share a core, and
+    the scheduler moved them at will mid-run. Read once, before any pinning narrows the set."""
+    allowed = sorted(os.sched_getaffinity(0))
+    return ({allowed[0]}, {allowed[1]}) if len(allowed) >= 2 else None
+
+
+@contextmanager
+def pinned_client() -> Iterator[None]:
+    """Run the block on the client's CPU (see :func:`cpus`), then restore this process's affinity."""
+    placement = cpus()
+    if placement is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, placement[0])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def spawn_server(cmd: list[str]) -> subprocess.Popen[bytes]:
+    """Start a benchmark server process on the server's CPU (see :func:`cpus`); its threads inherit it."""
+    placement = cpus()
+    server_cpus = placement[1] if placement else None
+
+    def pin() -> None:
+        if server_cpus is not None:
+            os.sched_setaffinity(0, server_cpus)
+
+    return subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, preexec_fn=pin)
+
+
 def _proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
@@ -106,7 +144,7 @@ def server(mesh: bool) -> Iterator[tuple[int, int]]:
         cmd = [sys.executable, "-m", "benchmarks.http_server", "--port-file", str(port_file)]
         if mesh:
             cmd.append("--mesh")
-        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent)
+        proc = spawn_server(cmd)
         try:
             deadline = time.monotonic() + 30
             while not port_file.exists() or not port_file.read_text().strip():
@@ -194,7 +232,8 @@ def pairs(
     prefix: str, measures: Sequence[tuple[str, Measure]], *, title: str, short: str, per: str, quick: bool
 ) -> list[Result]:
     """Bare and mesh rows for each ``(kind, measure)``: p50/p99 latency and client/server CPU per ``per``,
-    the two alternating within each round so machine noise hits both, each mesh row read against its bare
+    the two alternating within each round so machine noise hits both, client and server pinned to one CPU
+    each (:func:`cpus`), each mesh row read against its bare
     twin (bars are ratios: p50 <= 1.10, CPU <= 1.15; goal 1.05). ``title`` and ``short`` name a kind in
     the labels (``{kind}`` is filled in). Shared by the HTTP and gRPC benchmarks."""
     rounds, n, warmup = (1, 200, 50) if quick else (5, 2000, 200)
@@ -204,7 +243,8 @@ def pairs(
         for i in range(rounds):
             order = (False, True) if i % 2 == 0 else (True, False)
             for mesh in order:
-                sides[mesh].append(measure(mesh, n, warmup))
+                with pinned_client():
+                    sides[mesh].append(measure(mesh, n, warmup))
         for mesh in (False, True):
             runs = sides[mesh]
             lat = [x for s in runs for x in s.latencies]
