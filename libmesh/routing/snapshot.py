@@ -461,6 +461,24 @@ class Snapshot:
             )
         rewrite = _rewrite(http, matched_prefix, ignore_case, header_authority)
         destinations = self._destinations(http, ns)
+        if len(http.route) == 1:
+            # pilot's processDestination appends a lone destination's header edits to the route's own list, so
+            # Envoy applies them after the route's: fold them in (its 'set' then wins, on responses too).
+            only = destinations[0]
+            common["request_headers"] = _then(req_ops, only.headers_request)
+            common["response_headers"] = _then(resp_ops, only.headers_response)
+            destinations = (replace(only, headers_request=HeaderOps(), headers_response=HeaderOps()),)
+        else:
+            # Weighted clusters: Envoy applies a destination's edits first and the route's after them, so the
+            # route's 'set' and 'remove' win over the destination's (requests and responses alike).
+            destinations = tuple(
+                replace(
+                    d,
+                    headers_request=_under(d.headers_request, req_ops),
+                    headers_response=_under(d.headers_response, resp_ops),
+                )
+                for d in destinations
+            )
         cumulative: list[float] = []
         total = 0.0
         for d in destinations:
@@ -1240,6 +1258,37 @@ def _header_ops(headers: Headers | None) -> tuple[HeaderOps, HeaderOps, str | No
         return HeaderOps(set_, add, remove)
 
     return ops(headers.request, True), ops(headers.response, False), authority
+
+
+def _then(first: HeaderOps, second: HeaderOps) -> HeaderOps:
+    """``first`` then ``second`` as one Envoy header list: every removal first, then the edits in order (a
+    later 'set' replaces earlier values, an 'add' appends). Adapters apply removals, then sets, then adds."""
+    if not second:
+        return first
+    if not first:
+        return second
+    add = {k: v for k, v in first.add.items() if k not in second.set}
+    for k, v in second.add.items():
+        add[k] = f"{add[k]},{v}" if k in add else v
+    remove = first.remove + tuple(k for k in second.remove if k not in first.remove)
+    return HeaderOps({**first.set, **second.set}, add, remove)
+
+
+def _under(dest: HeaderOps, route: HeaderOps) -> HeaderOps:
+    """A weighted destination's edits as they survive the route's, which Envoy applies after them: what the
+    route sets or removes is dropped from the destination's edits, and a header both add carries both
+    values (the engine lets the destination's 'add' replace the route's for a request)."""
+    if not dest or not route:
+        return dest
+    overridden = set(route.set) | set(route.remove)
+    set_ = {k: v for k, v in dest.set.items() if k not in overridden}
+    add = {k: v for k, v in dest.add.items() if k not in overridden}
+    for k, v in route.add.items():
+        if k in add:
+            add[k] = f"{add[k]},{v}"
+    if len(set_) == len(dest.set) and add == dict(dest.add):
+        return dest
+    return HeaderOps(set_, add, dest.remove)
 
 
 def _rewrite(

@@ -10,9 +10,12 @@ import textwrap
 
 import pytest
 
+from libmesh import Mesh
 from libmesh.config import load_yaml
+from libmesh.policy.engine import Deliver, Send
+from libmesh.policy.outcome import Outcome
 from libmesh.routing.call import Call
-from libmesh.routing.decision import DEFAULT_RETRY_ON, Action, Redirect
+from libmesh.routing.decision import DEFAULT_RETRY_ON, Action, HeaderOps, Redirect
 from libmesh.routing.policy import effective_policy
 from libmesh.routing.snapshot import Snapshot
 from libmesh.workload import Workload
@@ -626,3 +629,75 @@ def test_namespace_qualified_short_name_reaches_the_service_and_its_rule() -> No
     d = Snapshot.compile(s.config, workload=Workload(namespace="prod")).route(call("reviews.prod"))
     assert d.host == "reviews.prod.svc.cluster.local"
     assert effective_policy(d.destinations[0].policy).load_balancer == "RANDOM"
+
+
+# --- header edits of a route and its destinations: the order Envoy applies them in -------------------------
+
+_HEADER_SERVICE = """
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+"""
+
+
+def _header_edits(destinations: str) -> tuple[HeaderOps, HeaderOps]:
+    """The request and response edits the plan gives the attempt and the delivered response."""
+    route_edits = "{set: {x-a: route}, remove: [x-b]}"
+    text = vs(
+        "[reviews]",
+        f"- headers: {{request: {route_edits}, response: {route_edits}}}\n  route:\n{destinations}",
+    )
+    mesh = Mesh(load_yaml(textwrap.dedent(_HEADER_SERVICE) + text))
+    plan = mesh.plan(Call(authority="reviews:9080", path="/"), body_replayable=True)
+    send = plan.first()
+    assert isinstance(send, Send), send
+    deliver = plan.sent(Outcome(status=200))
+    assert isinstance(deliver, Deliver), deliver
+    mesh.close()
+    return send.headers, deliver.response_headers
+
+
+def _after(ops: HeaderOps, name: str) -> str | None:
+    """What an adapter leaves in header ``name`` (absent before): removals, then sets, then adds."""
+    value = ops.set.get(name)
+    if name in ops.add:
+        value = ops.add[name] if value is None else f"{value},{ops.add[name]}"
+    return value
+
+
+def test_a_lone_destinations_header_edits_follow_the_routes() -> None:
+    # pilot's processDestination appends the destination's edits to the route's list: its 'set' wins, and
+    # the route's removals (done first) do not undo it. Same for responses.
+    edits = "{set: {x-a: dest, x-b: dest}}"
+    dest = f"  - destination: {{host: reviews, subset: v1}}\n    headers: {{request: {edits}, response: {edits}}}"
+    request, response = _header_edits(dest)
+    for ops in (request, response):
+        assert (_after(ops, "x-a"), _after(ops, "x-b")) == ("dest", "dest")
+
+
+def test_the_routes_header_edits_win_over_a_weighted_destinations() -> None:
+    # With weighted clusters Envoy applies the destination's edits, then the route's: the route's 'set' wins
+    # and its 'remove' takes out what the destination set. Same for responses.
+    edits = "{set: {x-a: dest, x-b: dest}}"
+    dests = (
+        f"  - destination: {{host: reviews, subset: v1}}\n    weight: 100\n"
+        f"    headers: {{request: {edits}, response: {edits}}}\n"
+        "  - destination: {host: reviews, subset: v2}\n    weight: 0"
+    )
+    request, response = _header_edits(dests)
+    for ops in (request, response):
+        assert (_after(ops, "x-a"), _after(ops, "x-b")) == ("route", None)
