@@ -57,7 +57,11 @@ FIELD_SUPPORT: dict[str, tuple[Support, str]] = {
     "LoadBalancerSettings.backend_utilization": (Support.NOT_YET, "ORCA load reports are not read"),
     "TCPSettings.tcp_keepalive": (Support.NOT_YET, _POOL),
     "TCPSettings.max_connection_duration": (Support.NOT_YET, _POOL),
-    "TCPSettings.idle_timeout": (Support.NOT_YET, _POOL),
+    "TCPSettings.idle_timeout": (
+        Support.PARTIAL,
+        "the idle timeout of the destination's HTTP/gRPC connections when http.idleTimeout is not set, as "
+        "pilot builds HTTP clusters (see HTTPSettings.idleTimeout for where it applies); no TCP proxying yet",
+    ),
     "HTTPSettings.h2_upgrade_policy": (Support.NOT_YET, _POOL),
     "HTTPSettings.max_requests_per_connection": (
         Support.PARTIAL,

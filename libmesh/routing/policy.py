@@ -130,6 +130,10 @@ def effective_policy(policy: TrafficPolicy | None) -> EffectivePolicy:
     cp = policy.connection_pool
     if cp is not None:
         tcp, http = cp.tcp, cp.http
+        # pilot builds an HTTP cluster's idle timeout from http.idleTimeout, else from tcp.idleTimeout.
+        idle = http.idle_timeout if http is not None and http.idle_timeout is not None else None
+        if idle is None and tcp is not None:
+            idle = tcp.idle_timeout
         pool = PoolSettings(
             max_connections=tcp.max_connections if tcp is not None else None,
             connect_timeout=tcp.connect_timeout.total_seconds() if tcp and tcp.connect_timeout else None,
@@ -137,7 +141,7 @@ def effective_policy(policy: TrafficPolicy | None) -> EffectivePolicy:
             http2_max_requests=http.http2_max_requests if http is not None else None,
             max_requests_per_connection=http.max_requests_per_connection if http is not None else None,
             max_retries=http.max_retries if http is not None else None,
-            idle_timeout=http.idle_timeout.total_seconds() if http and http.idle_timeout else None,
+            idle_timeout=idle.total_seconds() if idle else None,
         )
     outlier: OutlierSettings | None = None
     od = policy.outlier_detection

@@ -701,3 +701,17 @@ def test_the_routes_header_edits_win_over_a_weighted_destinations() -> None:
     request, response = _header_edits(dests)
     for ops in (request, response):
         assert (_after(ops, "x-a"), _after(ops, "x-b")) == ("route", None)
+
+
+@pytest.mark.parametrize(
+    ("pool", "idle"),
+    [
+        ("{tcp: {idleTimeout: 30s}}", 30.0),  # pilot falls back on the TCP setting for HTTP clusters
+        ("{tcp: {idleTimeout: 30s}, http: {idleTimeout: 5s}}", 5.0),  # the HTTP setting comes first
+        ("{tcp: {idleTimeout: 0s}}", None),  # 0s: libmesh sets no idle timeout of its own
+        ("{http: {maxRetries: 3}}", None),
+    ],
+)
+def test_connection_idle_timeout_falls_back_on_the_tcp_setting(pool: str, idle: float | None) -> None:
+    s = snap(dr("reviews", f"trafficPolicy: {{connectionPool: {pool}}}"))
+    assert effective_policy(s.traffic_policy(REVIEWS)).pool.idle_timeout == idle
