@@ -184,14 +184,8 @@ class CallPlan:
         d = self.decision
         if d.action is Action.NO_ROUTE:
             return self._reply(404, b"", Flag.NO_ROUTE)
-        if d.action is Action.REDIRECT:
-            assert d.redirect is not None
-            c = self.call
-            location = d.redirect.location(c.scheme, c.host, c.target_port, c.path)
-            return Reply(d.redirect.status, b"", {"location": location})
-        if d.action is Action.DIRECT_RESPONSE:
-            assert d.direct_response is not None
-            return Reply(d.direct_response.status, d.direct_response.body or b"")
+        # Envoy's fault filter runs before the router, so a route's fault delays and aborts its redirects
+        # and direct responses too.
         fault = d.fault
         if fault is not None and not self._delay_done:
             self._delay_done = True
@@ -221,6 +215,8 @@ class CallPlan:
             if fault.abort_grpc_status is not None:
                 return self._reply(200, b"", Flag.FAULT_INJECTED, grpc_status=fault.abort_grpc_status)
             return self._reply(fault.abort_http_status or 503, _FAULT_BODY, Flag.FAULT_INJECTED)
+        if d.action is not Action.ROUTE:
+            return self._route_reply(d)
         now = self.mesh.clock()
         timeout = self.mesh.effective_timeout(d.timeout)
         self.deadline = now + timeout if timeout is not None else None
@@ -239,6 +235,20 @@ class CallPlan:
         # Otherwise the retry bookkeeping is made by the first attempt that may be retried (see sent()): most
         # calls succeed at once and never need it.
         return self._attempt(first=True)
+
+    def _route_reply(self, d: RouteDecision) -> Reply:
+        """A redirect or direct response: the router answers it itself, with the route's response header
+        edits (Envoy finalizes a direct response's headers as it does an upstream response's)."""
+        if d.action is Action.REDIRECT:
+            assert d.redirect is not None
+            c = self.call
+            location = d.redirect.location(c.scheme, c.host, c.target_port, c.path)
+            status, body, headers = d.redirect.status, b"", {"location": location}
+        else:
+            assert d.direct_response is not None
+            status, body, headers = d.direct_response.status, d.direct_response.body or b"", {}
+        self._finish_flags()
+        return Reply(status, body, _edited(headers, d.response_headers), None, self.response_flags)
 
     def _no_cluster(self, dest: WeightedDestination) -> Step:
         if dest.subset_missing:
@@ -505,6 +515,19 @@ class _Leg:
             self.deliver = Deliver(
                 HeaderOps({**own.set, **route.set}, {**own.add, **route.add}, own.remove + route.remove)
             )
+
+
+def _edited(headers: dict[str, str], ops: HeaderOps) -> dict[str, str]:
+    """A local reply's ``headers`` with response edits: removals, then ``set``, then ``add`` (joined to a
+    value already there with ``,``, as a repeated header reads)."""
+    if not ops:
+        return headers
+    for name in ops.remove:
+        headers.pop(name, None)
+    headers.update(ops.set)
+    for name, value in ops.add.items():
+        headers[name] = f"{headers[name]},{value}" if name in headers else value
+    return headers
 
 
 def _merge_request(propagated: Mapping[str, str], route: HeaderOps, dest: HeaderOps) -> HeaderOps:

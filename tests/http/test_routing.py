@@ -213,6 +213,62 @@ def test_direct_response_answers_without_calling_upstream(serve: Serve, mode: Mo
     assert v1.count == 1 and v2.count == 0
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_local_replies_carry_the_route_response_edits_and_meet_its_fault(serve: Serve, mode: Mode) -> None:
+    # Envoy's router finalizes a redirect's or direct response's headers with the route's response edits,
+    # and the fault filter, which runs before the router, aborts or delays them like any other request.
+    # Validation forbids a fault beside a redirect or direct response in one route; a root route's fault
+    # reaches them through delegation.
+    v1, v2, entry = _two_versions(serve)
+    vs = _vs("""
+  - match: [{uri: {prefix: /teapot}}]
+    directResponse: {status: 418, body: {string: short and stout}}
+    headers: {response: {set: {x-served-by: mesh}, add: {cache-control: no-store}}}
+  - match: [{uri: {exact: /moved}}]
+    redirect: {uri: /here}
+    headers: {response: {set: {x-moved: "yes"}, remove: [location]}}
+  - match: [{uri: {prefix: /broken}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    delegate: {name: broken}
+  - match: [{uri: {prefix: /slow}}]
+    fault: {delay: {fixedDelay: 0.2s, percentage: {value: 100}}}
+    delegate: {name: slow}
+  - route: [{destination: {host: reviews, subset: v1}}]
+""")
+    delegates = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken}
+spec:
+  http: [{directResponse: {status: 200}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: slow}
+spec:
+  http: [{redirect: {uri: /fast}}]
+"""
+    mesh = make_mesh(entry, SUBSETS, vs, delegates)
+    teapot, moved, broken, slow_ = call_many(
+        mesh,
+        mode,
+        [Req(f"{REVIEWS}/teapot"), Req(f"{REVIEWS}/moved"), Req(f"{REVIEWS}/broken"), Req(f"{REVIEWS}/slow")],
+    )
+    assert (teapot.status, teapot.body) == (418, b"short and stout")
+    assert teapot.headers["x-served-by"] == "mesh"
+    assert teapot.headers["cache-control"] == "no-store"
+    assert moved.status == 301
+    assert moved.headers["x-moved"] == "yes"
+    assert "location" not in moved.headers
+    assert broken.status == 503
+    assert broken.flags == "FI"
+    assert slow_.status == 301
+    assert slow_.headers["location"] == "http://reviews:9080/fast"
+    assert slow_.flags == "DI"
+    assert slow_.elapsed >= 0.2
+    assert v1.count == v2.count == 0
+
+
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])
 @pytest.mark.parametrize("mode", MODES)
 def test_request_and_response_header_operations(serve: Serve, mode: Mode, kind: str) -> None:
