@@ -433,7 +433,10 @@ def _local(request: httpx.Request, plan: CallPlan, step: Reply) -> httpx.Respons
     headers = dict(step.headers)
     headers[FLAGS_HEADER] = step.flags
     headers["content-type"] = "text/plain"
-    if step.grpc_status is not None:
+    if step.grpc_status is not None and request.headers.get("content-type", "").startswith(
+        "application/grpc"
+    ):
+        # Envoy answers a gRPC request's local reply in gRPC terms, and any other request as plain HTTP.
         headers["grpc-status"] = str(step.grpc_status)
         headers["content-type"] = "application/grpc"
     plan.done(step.status, request_bytes=_content_length(request), response_bytes=len(step.body))

@@ -213,7 +213,8 @@ class CallPlan:
         fault = d.fault
         if fault is not None and fault.abort_fires(self.mesh.rand.random()):
             if fault.abort_grpc_status is not None:
-                return self._reply(200, b"", Flag.FAULT_INJECTED, grpc_status=fault.abort_grpc_status)
+                # The status travels as grpc-status on a gRPC call; a plain HTTP caller sees 200 and the body.
+                return self._reply(200, _FAULT_BODY, Flag.FAULT_INJECTED, grpc_status=fault.abort_grpc_status)
             return self._reply(fault.abort_http_status or 503, _FAULT_BODY, Flag.FAULT_INJECTED)
         if d.action is not Action.ROUTE:
             return self._route_reply(d)

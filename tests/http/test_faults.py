@@ -47,6 +47,22 @@ def test_fifty_percent_abort_lands_within_4_percent_over_2000_requests(serve: Se
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_grpc_status_abort_answers_plain_http_as_envoy_does(serve: Serve, mode: Mode) -> None:
+    # Envoy's fault filter sends a gRPC status only to a gRPC request; a plain HTTP caller gets 200 and the
+    # filter's body.
+    upstream = Upstream("u")
+    mesh = _mesh(serve, upstream, "{abort: {grpcStatus: UNAVAILABLE, percentage: {value: 100}}}")
+    plain, grpc_like = call_many(
+        mesh, mode, [Req(URL), Req(URL, method="POST", headers={"content-type": "application/grpc"})]
+    )
+    assert (plain.status, plain.body, plain.flags) == (200, b"fault filter abort", "FI")
+    assert "grpc-status" not in plain.headers
+    assert (grpc_like.status, grpc_like.headers["grpc-status"], grpc_like.flags) == (200, "14", "FI")
+    assert grpc_like.headers["content-type"] == "application/grpc"
+    assert upstream.count == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_fixed_delay_adds_the_delay_and_flags_di(serve: Serve, mode: Mode) -> None:
     upstream = Upstream("u")
     mesh = _mesh(serve, upstream, "{delay: {fixedDelay: 200ms, percentage: {value: 100}}}")
