@@ -226,12 +226,15 @@ class Req:
 
 @dataclass(frozen=True)
 class Result:
-    """A response as the caller saw it, read in full, with the wall time the call took."""
+    """A response as the caller saw it, read in full, with the wall time the call took and, from
+    :func:`call_many`, the ``time.monotonic()`` it started at (the clock :attr:`Seen.at` is on; 0.0 where
+    a caller did not record it)."""
 
     status: int
     headers: httpx.Headers
     body: bytes
     elapsed: float
+    started: float = 0.0
 
     @property
     def flags(self) -> str:
@@ -269,13 +272,13 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def _sync_one(client: httpx.Client, r: Req) -> Result:
     start = time.monotonic()
     response = client.request(r.method, r.url, headers=dict(r.headers), content=r.content)
-    return Result(response.status_code, response.headers, response.content, time.monotonic() - start)
+    return Result(response.status_code, response.headers, response.content, time.monotonic() - start, start)
 
 
 async def _async_one(client: httpx.AsyncClient, r: Req) -> Result:
     start = time.monotonic()
     response = await client.request(r.method, r.url, headers=dict(r.headers), content=r.content)
-    return Result(response.status_code, response.headers, response.content, time.monotonic() - start)
+    return Result(response.status_code, response.headers, response.content, time.monotonic() - start, start)
 
 
 def call_many(
