@@ -26,6 +26,8 @@ from starlette.routing import Route
 import libmesh
 from libmesh.adapters.httpx import FLAGS_HEADER, AsyncMeshTransport, MeshTransport
 from libmesh.config import load_yaml
+from libmesh.telemetry.context import DEADLINE_HEADER, parse_deadline_ms
+from libmesh.telemetry.context import current as current_context
 
 T = TypeVar("T")
 Mode = Literal["sync", "async"]
@@ -334,11 +336,27 @@ def call(mesh: libmesh.Mesh, mode: Mode, url: str, **kwargs: Any) -> Result:
 # --- a service in the middle ----------------------------------------------------------------------------
 
 
+def _arrival(deadline_ms: str | None) -> float | None:
+    """When the request being served reached libmesh's server middleware (``time.monotonic()``), read back
+    from the deadline the middleware set then (arrival + the deadline header's value); ``None`` without one.
+
+    A nested call's timing is measured from there, the clock its inherited deadline runs on: timed from the
+    handler's own start, it would lose whatever the server spent before the handler ran (tens of
+    milliseconds on a loaded machine)."""
+    ctx = current_context()
+    timeout = None if deadline_ms is None else parse_deadline_ms(deadline_ms)
+    if ctx is None or ctx.deadline is None or timeout is None:
+        return None
+    return ctx.deadline - timeout
+
+
 class Relay:
     """A service inside the mesh (server middleware on, its own :class:`~libmesh.Mesh`) that calls
     ``target`` through the mesh's client transport on every request, copying no header itself, and answers
     ``{"inbound": <its request headers>, "outbound": [<one entry per call>]}`` where an entry is
-    ``{"status", "flags", "elapsed", "body"}``. ``fanout`` calls are made concurrently (asyncio tasks, or
+    ``{"status", "flags", "elapsed", "body", "since_arrival"}`` (``since_arrival``: seconds from the moment
+    the relay's middleware received the request, when its deadline started, to the end of the call; ``None``
+    for a request without a deadline header). ``fanout`` calls are made concurrently (asyncio tasks, or
     threads started with :func:`libmesh.telemetry.context.wrap` under WSGI). Every entry is also kept in
     :attr:`calls`. With ``pass_status`` the relay answers with the status its first call got (an app that
     propagates a failure), else 200.
@@ -355,7 +373,9 @@ class Relay:
         self._async_client: httpx.AsyncClient | None = None
         self._sync_client = httpx.Client(transport=MeshTransport(mesh))
 
-    def _entry(self, status: int, headers: httpx.Headers, body: bytes, elapsed: float) -> dict[str, Any]:
+    def _entry(
+        self, status: int, headers: httpx.Headers, body: bytes, elapsed: float, arrived: float | None
+    ) -> dict[str, Any]:
         try:
             decoded: Any = httpx.Response(status, content=body).json()
         except ValueError:
@@ -365,6 +385,7 @@ class Relay:
             "flags": headers.get(FLAGS_HEADER, "-"),
             "elapsed": elapsed,
             "body": decoded,
+            "since_arrival": None if arrived is None else time.monotonic() - arrived,
         }
         self.calls.append(entry)
         return entry
@@ -378,11 +399,12 @@ class Relay:
             if self._async_client is None:
                 self._async_client = httpx.AsyncClient(transport=AsyncMeshTransport(self.mesh))
             client = self._async_client
+            arrived = _arrival(req.headers.get(DEADLINE_HEADER))
 
             async def one() -> dict[str, Any]:
                 start = time.monotonic()
                 r = await client.get(self.target)
-                return self._entry(r.status_code, r.headers, r.content, time.monotonic() - start)
+                return self._entry(r.status_code, r.headers, r.content, time.monotonic() - start, arrived)
 
             outbound = await asyncio.gather(*(one() for _ in range(self.fanout)))
             status = outbound[0]["status"] if self.pass_status else 200
@@ -405,11 +427,12 @@ class Relay:
             outbound: list[dict[str, Any]] = []
             lock = threading.Lock()
             client = self._sync_client
+            arrived = _arrival(request.headers.get(DEADLINE_HEADER))
 
             def one() -> None:
                 start = time.monotonic()
                 r = client.get(self.target)
-                entry = self._entry(r.status_code, r.headers, r.content, time.monotonic() - start)
+                entry = self._entry(r.status_code, r.headers, r.content, time.monotonic() - start, arrived)
                 with lock:
                     outbound.append(entry)
 

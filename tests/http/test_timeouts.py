@@ -165,7 +165,9 @@ def test_nested_call_times_out_with_the_callers_deadline(serve: Serve, mode: Mod
     wait_until(lambda: len(relay.calls) == 1)
     nested = relay.calls[0]
     assert (nested["status"], nested["flags"]) == (504, "UT")
-    assert 0.3 <= nested["elapsed"] <= 0.45, nested
+    # Timed from the relay's receipt of the request, where the inherited deadline starts: the handler's own
+    # start comes later, by however long the server took to get there (see tests.http.support._arrival).
+    assert 0.3 <= nested["since_arrival"] <= 0.45, nested
 
 
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])
@@ -192,7 +194,9 @@ def test_deadline_header_from_an_outside_caller_caps_the_nested_call(serve: Serv
     assert response.status_code == 200
     nested = response.json()["outbound"][0]
     assert (nested["status"], nested["flags"]) == (504, "UT")
-    assert 0.2 <= nested["elapsed"] <= 0.35, nested
+    # Timed from the relay's receipt of the request, where the 250 ms start: timed from the handler's start
+    # (after the relay's first request builds its httpx client), it came to 180 ms on a loaded machine.
+    assert 0.2 <= nested["since_arrival"] <= 0.35, nested
 
 
 @pytest.mark.parametrize("mode", MODES)
