@@ -266,11 +266,16 @@ def test_backoff_is_jittered_below_the_base_interval(serve: Serve) -> None:
         service_entry(HOST, [(serve(upstream), {"app": "reviews"})]),
         _route("{attempts: 3, retryOn: 5xx, backoff: 50ms}"),
     )
-    call_many(mesh, "sync", [Req(URL)] * 30)
+    call_many(mesh, "sync", [Req(URL)] * 60)
     seen = upstream.seen
     gaps = [(seen[i + 1].at - seen[i].at) * 1000 for i in range(0, len(seen), 2)]
-    assert len(gaps) == 30
-    assert max(gaps) < 50 + 30, gaps  # the wait, plus one local round trip
+    assert len(gaps) == 60
+    # Each gap is the wait plus one local round trip (a few ms). A loaded machine now and then deschedules
+    # the client or the server for tens of ms, which made "every one of 30 gaps under 80 ms" fail (a gap of
+    # 135 ms under load); so: 60 gaps, at most 3 of them over. Waits up to twice the base would put
+    # about a quarter of the gaps over 80 ms, and this still rejects that (at most 3 of 60: p < 0.0002).
+    over = [g for g in gaps if g >= 50 + 30]
+    assert len(over) <= 3, (over, gaps)
     assert 10 <= statistics.mean(gaps) <= 45, gaps
 
 
