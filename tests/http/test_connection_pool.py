@@ -171,10 +171,13 @@ spec:
   trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}
 """,
         )
-        start = time.monotonic()
         results = call_many(mesh, "sync", [Req(URL), Req("http://ratings:9080/")], concurrency=2)
         assert [r.status for r in results] == [200, 200]
-        assert time.monotonic() - start < 0.38  # in parallel, not one after the other
+        # In parallel, not one after the other (that would take 0.4 s): timed from the first call's start to
+        # the last one's end, not around call_many, whose client set-up (its SSL context) alone can take
+        # 50-80 ms on a loaded machine.
+        span = max(r.started + r.elapsed for r in results) - min(r.started for r in results)
+        assert span < 0.38, span
         assert (slow_upstream.accepted, other.accepted) == (1, 1)
     finally:
         other.close()
