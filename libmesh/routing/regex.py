@@ -373,9 +373,10 @@ def compile_full_match(pattern: str) -> FullMatcher:
     safety = _Safety()
     try:
         safety.check(tree, _END)
-    except _Unsafe as e:
-        snippet = pattern[e.span[0] : e.span[1]]
-        return _re2_matcher(pattern, f"backtracking could be slow: {e.args[0]} at {snippet!r}")
+    except _Unsafe as unsafe:
+        # (Its own name: mypyc gives one name one type for the whole function.)
+        snippet = pattern[unsafe.span[0] : unsafe.span[1]]
+        return _re2_matcher(pattern, f"backtracking could be slow: {unsafe.args[0]} at {snippet!r}")
     try:
         compiled = re.compile(_emit(tree))
     except (re.error, RecursionError, OverflowError) as e:  # pragma: no cover - defensive

@@ -103,10 +103,12 @@ class MeshSpan:
 
     __slots__ = ("_context", "_quiet", "_span", "kind")
 
-    def __init__(self, span: Span, context: Context, kind: SpanKind) -> None:
-        self._span: Span | None = span
-        self._context: Context | None = context
-        self._quiet: _Quiet | None = None
+    def __init__(
+        self, span: Span | None, context: Context | None, kind: SpanKind, quiet: _Quiet | None = None
+    ) -> None:
+        self._span = span
+        self._context = context
+        self._quiet = quiet
         self.kind = kind
 
     @classmethod
@@ -114,12 +116,7 @@ class MeshSpan:
         """A span that only carries the trace onwards. Most requests are not sampled, and most of those
         never need OpenTelemetry objects for their span: they are made on first use of :attr:`span` or
         :attr:`context`, and :meth:`Tracer.inject` writes the ids directly."""
-        self = cls.__new__(cls)
-        self._span = None
-        self._context = None
-        self._quiet = quiet
-        self.kind = kind
-        return self
+        return cls(None, None, kind, quiet)
 
     @property
     def span(self) -> Span:
