@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import Result
@@ -66,7 +67,21 @@ def machine() -> dict[str, Any]:
         info["hypervisor"] = fields["Hypervisor vendor"]
     if hasattr(os, "getloadavg"):
         info["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    info["build"] = build()
     return info
+
+
+def build() -> str:
+    """Which libmesh is measured: ``compiled (mypyc, N modules)`` or ``pure Python``."""
+    import importlib.machinery
+
+    import libmesh
+
+    root = Path(libmesh.__file__).parent
+    compiled = [
+        p for p in root.rglob("*") if any(p.name.endswith(s) for s in importlib.machinery.EXTENSION_SUFFIXES)
+    ]
+    return f"compiled (mypyc, {len(compiled)} modules)" if compiled else "pure Python"
 
 
 def _fmt_time(seconds: float | None) -> str:
@@ -203,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{', ' + info['hypervisor'] + ' VM' if 'hypervisor' in info else ''}; {info['python']}; {info['os']}"
         + (f"; load {info['loadavg']}" if "loadavg" in info else "")
     )
+    print(f"libmesh: {info['build']}")
     results, notes = collect(args.only, args.quick)
     print(render(results, markdown=args.markdown))
     print("; ".join(notes) + (" (--quick: smoke test, not a measurement)" if args.quick else ""))
