@@ -479,102 +479,115 @@ def _begin(mesh: Mesh, request: httpx.Request) -> tuple[CallPlan, MeshSpan | Non
     return plan, span, int(length) if length.isdigit() else 0
 
 
-class _Metered:
-    """What both counting streams share: the call's plan, the bytes seen so far, and recording the call once
-    when the body is closed."""
+class _Meter:
+    """What both counting streams keep: the call's plan, the bytes seen so far, and recording the call once
+    when the body is closed. (Held, not inherited: a compiled class takes one base, here httpx's stream.)"""
+
+    __slots__ = ("bytes", "done", "peer", "plan", "request_bytes", "status")
 
     def __init__(self, plan: CallPlan, status: int, request_bytes: int, peer: str | None) -> None:
-        self._plan = plan
-        self._status = status
-        self._request_bytes = request_bytes
-        self._peer = peer
-        self._bytes = 0
-        self._done = False
+        self.plan = plan
+        self.status = status
+        self.request_bytes = request_bytes
+        self.peer = peer
+        self.bytes = 0
+        self.done = False
 
-    def _record(self) -> None:
-        if not self._done:
-            self._done = True
-            self._plan.done(
-                self._status, request_bytes=self._request_bytes, response_bytes=self._bytes, peer=self._peer
+    def record(self) -> None:
+        if not self.done:
+            self.done = True
+            self.plan.done(
+                self.status, request_bytes=self.request_bytes, response_bytes=self.bytes, peer=self.peer
             )
 
 
-class _CountingStream(_Metered, httpx.SyncByteStream):
+class _CountingStream(httpx.SyncByteStream):
     """Passes the upstream body through, counting bytes, and records the call when it is closed."""
 
     def __init__(
         self, inner: httpx.SyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
     ):
-        _Metered.__init__(self, plan, status, request_bytes, peer)
+        self._meter = _Meter(plan, status, request_bytes, peer)
         self._inner = inner
 
     def __iter__(self) -> Iterator[bytes]:
-        deadline = self._plan.deadline
+        meter = self._meter
+        deadline = meter.plan.deadline
         if deadline is None:
             for chunk in self._inner:
-                self._bytes += len(chunk)
+                meter.bytes += len(chunk)
                 yield chunk
             return
         # Each blocking read is already bounded by the attempt's read timeout (what the call had left when
         # the attempt began); the call's own deadline is enforced between reads.
-        clock = self._plan.mesh.clock
+        clock = meter.plan.mesh.clock
         try:
             for chunk in self._inner:
                 if clock() >= deadline:
                     raise httpx.ReadTimeout(_BODY_TIMEOUT)
-                self._bytes += len(chunk)
+                meter.bytes += len(chunk)
                 yield chunk
         except httpx.TimeoutException:
-            self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
+            meter.plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
             raise
 
     def close(self) -> None:
         try:
             self._inner.close()
         finally:
-            self._record()
+            self._meter.record()
 
 
-class _AsyncCountingStream(_Metered, httpx.AsyncByteStream):
+class _AsyncCountingStream(httpx.AsyncByteStream):
     """The asyncio twin of :class:`_CountingStream`."""
 
     def __init__(
         self, inner: httpx.AsyncByteStream, plan: CallPlan, status: int, request_bytes: int, peer: str | None
     ):
-        _Metered.__init__(self, plan, status, request_bytes, peer)
+        self._meter = _Meter(plan, status, request_bytes, peer)
         self._inner = inner
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        deadline = self._plan.deadline
-        if deadline is None:
-            async for chunk in self._inner:
-                self._bytes += len(chunk)
-                yield chunk
-            return
-        clock = self._plan.mesh.clock
-        chunks = self._inner.__aiter__()
-        while True:
-            remaining = deadline - clock()
-            if remaining <= 0:
-                self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
-                raise httpx.ReadTimeout(_BODY_TIMEOUT)
-            try:
-                # Only the read is under the timeout: the consumer runs outside it, between yields.
-                async with asyncio.timeout(remaining):
-                    chunk = await chunks.__anext__()
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                self._plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
-                raise httpx.ReadTimeout(_BODY_TIMEOUT) from None
-            self._bytes += len(chunk)
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncChunks(self._meter, self._inner.__aiter__())
 
     async def aclose(self) -> None:
         try:
             await self._inner.aclose()
         finally:
-            self._record()
+            self._meter.record()
+
+
+class _AsyncChunks:
+    """The chunks of an :class:`_AsyncCountingStream`, counted, each read bounded by the call's deadline.
+    (An iterator class rather than an async generator, which the compiled build cannot compile.)"""
+
+    def __init__(self, meter: _Meter, chunks: AsyncIterator[bytes]) -> None:
+        self._meter = meter
+        self._chunks = chunks
+
+    def __aiter__(self) -> _AsyncChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        meter = self._meter
+        plan = meter.plan
+        deadline = plan.deadline
+        if deadline is None:
+            chunk = await self._chunks.__anext__()
+        else:
+            remaining = deadline - plan.mesh.clock()
+            if remaining <= 0:
+                plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
+                raise httpx.ReadTimeout(_BODY_TIMEOUT)
+            try:
+                # Only the read is under the timeout: the consumer runs outside it, between chunks.
+                async with asyncio.timeout(remaining):
+                    chunk = await self._chunks.__anext__()
+            except TimeoutError:
+                plan.flag(Flag.UPSTREAM_REQUEST_TIMEOUT)
+                raise httpx.ReadTimeout(_BODY_TIMEOUT) from None
+        meter.bytes += len(chunk)
+        return chunk
 
 
 class MeshTransport(httpx.BaseTransport):
