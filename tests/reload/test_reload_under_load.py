@@ -54,6 +54,20 @@ class Shot:
     error: str | None = None
 
 
+def _rejected(mesh: libmesh.Mesh) -> int:
+    return int(mesh.status()["config"]["reloads"]["rejected"])
+
+
+def _wait_rejected(mesh: libmesh.Mesh, before: int, timeout: float) -> bool:
+    """Whether the mesh has rejected one more change than ``before`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while _rejected(mesh) <= before:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def drive(client: httpx.Client, stop: threading.Event, shots: list[Shot]) -> None:
     """About RATE sequential requests per second until ``stop``."""
     period = 1.0 / RATE
@@ -135,6 +149,7 @@ def test_fifty_changes_under_load(source: Source, caplog: pytest.LogCaptureFixtu
     caplog.set_level(logging.ERROR, logger="libmesh.reload")
     mesh = source.mesh
     shots: list[Shot] = []
+    late_rejections: list[int] = []
     stop = threading.Event()
     written: list[tuple[int, float, bool]] = []
     with httpx.Client(transport=MeshTransport(mesh)) as client:
@@ -148,13 +163,21 @@ def test_fifty_changes_under_load(source: Source, caplog: pytest.LogCaptureFixtu
                 target = start + gen * DURATION / (CHANGES + 1)
                 time.sleep(max(0.0, target - time.monotonic()))
                 valid = gen % INVALID_EVERY != 3
+                before = _rejected(mesh)
                 source.write(route(gen, valid=valid))
                 written.append((gen, time.monotonic(), valid))
+                # The next change must not overwrite an invalid one before the mesh has read it: a file or a
+                # key written twice in a row may be read once, with its last content (watchfiles and Consul's
+                # blocking queries both coalesce), and a reload stalled on a busy CI machine would then
+                # never see the invalid version at all.
+                if not valid and not _wait_rejected(mesh, before, 1.0):
+                    late_rejections.append(gen)
             time.sleep(max(0.0, start + DURATION - time.monotonic()))
         finally:
             stop.set()
             loader.join(10)
 
+    assert not late_rejections, f"invalid changes not rejected within 1 s: {late_rejections}"
     failed = [s for s in shots if s.status != 200]
     assert not failed, f"{len(failed)} failed requests, first: {failed[:3]}"
     assert len(shots) > 0.6 * RATE * DURATION, f"only {len(shots)} requests were sent"
