@@ -45,6 +45,8 @@ __all__ = [
     "ObjectMeta",
     "OutboundMode",
     "OutboundTrafficPolicySettings",
+    "PathNormalizationSettings",
+    "PathNormalizationType",
     "PeerAuthentication",
     "ProxyConfig",
     "RequestAuthentication",
@@ -294,6 +296,24 @@ class OutboundTrafficPolicySettings:
     mode: OutboundMode | None = None
 
 
+class PathNormalizationType(StrEnum):
+    """How request paths are normalized before routing (Istio's ``ProxyPathNormalization``; see
+    :mod:`libmesh.routing.paths`). ``DEFAULT`` is ``BASE``."""
+
+    DEFAULT = "DEFAULT"
+    NONE = "NONE"
+    BASE = "BASE"
+    MERGE_SLASHES = "MERGE_SLASHES"
+    DECODE_AND_MERGE_SLASHES = "DECODE_AND_MERGE_SLASHES"
+
+
+@message
+class PathNormalizationSettings:
+    """``pathNormalization.normalization``: Istio's MeshConfig field of the same shape."""
+
+    normalization: PathNormalizationType | None = None
+
+
 @message
 class RetryBudgetSettings:
     """A request-rate retry budget (Finagle's model): retries may add ``percent`` of the requests seen over
@@ -344,6 +364,7 @@ class MeshConfigSpec:
     cluster_domain_suffix: str | None = None
     default_namespace: str | None = None
     outbound_traffic_policy: OutboundTrafficPolicySettings | None = None
+    path_normalization: PathNormalizationSettings | None = None
     default_http_retry_policy: HTTPRetry | None = None
     retry_budget: RetryBudgetSettings | None = None
     propagate_headers: tuple[str, ...] = fld(default=())
@@ -360,6 +381,7 @@ class MeshConfig(Resource):
     spec:
       trustDomain: cluster.local
       outboundTrafficPolicy: {mode: REGISTRY_ONLY}
+      pathNormalization: {normalization: MERGE_SLASHES}
       propagateHeaders: [end-user]
     """
 

@@ -27,6 +27,7 @@ from ..discovery.endpoint import Endpoint
 from ..errors import CallerDeadlineExceeded
 from ..routing.call import Call
 from ..routing.decision import Action, HeaderOps, RouteDecision, WeightedDestination
+from ..routing.paths import is_rejected
 from .outcome import Failure, Flag, Outcome
 from .retry import RetryState, StopReason, retry_on_matches
 
@@ -182,6 +183,10 @@ class CallPlan:
     def first(self) -> Step:
         """The first step of the call."""
         d = self.decision
+        path = self.call.path
+        if "%" in path and is_rejected(path):
+            # Istio refuses a path with an encoded NUL before routing it.
+            return self._reply(400, b"", Flag.NONE)
         if d.action is Action.NO_ROUTE:
             return self._reply(404, b"", Flag.NO_ROUTE)
         # Envoy's fault filter runs before the router, so a route's fault delays and aborts its redirects

@@ -38,6 +38,12 @@ class Call:
     _query: dict[str, str] | None = field(default=None, repr=False)
     _path_only: str | None = field(default=None, repr=False)
 
+    def set_path(self, path: str) -> None:
+        """Replace the path (with its query), forgetting what was parsed from the old one."""
+        self.path = path
+        self._query = None
+        self._path_only = None
+
     @property
     def host(self) -> str:
         """The authority without its port, lower-cased."""

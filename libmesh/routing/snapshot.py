@@ -59,6 +59,7 @@ from .decision import (
     WeightedDestination,
 )
 from .hosts import call_host_candidates, host_matches, is_wildcard, resolve_config_host
+from .paths import normalize_path
 from .regex import compile_full_match
 
 __all__ = ["GRPC_STATUS", "ROOT_NAMESPACE", "Snapshot"]
@@ -190,6 +191,7 @@ class Snapshot:
         "config",
         "domain",
         "mesh",
+        "path_normalization",
         "workload",
     )
 
@@ -223,6 +225,10 @@ class Snapshot:
         self._dr_exported: dict[str, _RuleIndex] = {}
         self._dr_root_local = _RuleIndex()
         self._dr_for_cache: dict[str, _DestinationRuleEntry | None] = {}
+        settings = getattr(mesh, "path_normalization", None)
+        mode = settings.normalization if settings is not None else None
+        #: MeshConfig ``pathNormalization`` as :func:`~libmesh.routing.paths.normalize_path` takes it.
+        self.path_normalization: str = "BASE" if mode is None or mode == "DEFAULT" else str(mode)
         self._default_retry = _retry_policy(mesh.default_http_retry_policy)
         self._default_cache: dict[tuple[str, int], RouteDecision] = {}
         self._resolve_cache: dict[str, str] = {}
@@ -765,7 +771,17 @@ class Snapshot:
 
         The default route of a service (a Kubernetes name or a ServiceEntry host) retries as Istio does; a
         host outside the registry is passed through without retries, or answered with 502 when MeshConfig's
-        ``outboundTrafficPolicy`` is ``REGISTRY_ONLY``."""
+        ``outboundTrafficPolicy`` is ``REGISTRY_ONLY``.
+
+        First the call's path is normalized as MeshConfig ``pathNormalization`` says (Istio's ``BASE`` by
+        default: ``/a/../b`` is ``/b``), in place: routing matches the normalized path, and it is the path
+        sent upstream, as a sidecar rewrites ``:path`` before anything reads it."""
+        mode = self.path_normalization
+        if mode != "NONE":
+            target = call.path
+            normalized = normalize_path(target, mode)
+            if normalized is not target:
+                call.set_path(normalized)
         # (authority, scheme, explicit port) -> (FQDN, port): a fresh Call need not parse its authority.
         key = (call.authority, call.scheme, call.port)
         endpoint = self._endpoint_cache.get(key)

@@ -272,6 +272,31 @@ spec:
     assert v1.count == v2.count == 0
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_the_path_is_normalized_before_routing_and_sent_normalized(serve: Serve, mode: Mode) -> None:
+    # Istio's default BASE normalization: encoded unreserved characters decoded, backslashes made slashes,
+    # dot segments removed; the upstream gets the path the route matched. A path with %00 is refused.
+    v1, v2, entry = _two_versions(serve)
+    vs = _vs("""
+  - match: [{uri: {prefix: /admin}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+""")
+    mesh = make_mesh(entry, SUBSETS, vs)
+    encoded, dotted, nul = call_many(
+        mesh,
+        mode,
+        [
+            Req(f"{REVIEWS}/%61dmin/x?q=%61"),
+            Req(f"{REVIEWS}/x%2F%2e%2e/%2e%2e/admin"),
+            Req(f"{REVIEWS}/admin%00"),
+        ],
+    )
+    assert (encoded.status, dotted.status, nul.status) == (200, 200, 400)
+    assert [s.path for s in v2.seen] == ["/admin/x?q=%61", "/admin"]
+    assert v1.count == 0
+
+
 @pytest.mark.parametrize("kind", ["asgi", "wsgi"])
 @pytest.mark.parametrize("mode", MODES)
 def test_request_and_response_header_operations(serve: Serve, mode: Mode, kind: str) -> None:
