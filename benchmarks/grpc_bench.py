@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
 from . import Result
-from .http_bench import Side, _proc_cpu, pairs, print_pairs, spawn_server
+from .http_bench import Side, _proc_cpu, pairs, print_pairs, serving
 from .http_bench import config_yaml as _http_config
 
 __all__ = ["config_yaml", "main", "run"]
@@ -46,24 +44,9 @@ def config_yaml(port: int) -> str:
 @contextmanager
 def server(mesh: bool, aio: bool) -> Iterator[tuple[int, int]]:
     """Start ``benchmarks.grpc_server`` in a subprocess; yields (port, pid)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        cmd = [sys.executable, "-m", "benchmarks.grpc_server", "--port-file", str(port_file)]
-        if mesh:
-            cmd.append("--mesh")
-        if aio:
-            cmd.append("--aio")
-        proc = spawn_server(cmd)
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists() or not port_file.read_text().strip():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("benchmark server did not start")
-                time.sleep(0.05)
-            yield int(port_file.read_text()), proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    flags = (["--mesh"] if mesh else []) + (["--aio"] if aio else [])
+    with serving("benchmarks.grpc_server", *flags) as running:
+        yield running
 
 
 def _mesh(port: int) -> Any:

@@ -118,8 +118,10 @@ def pinned_client() -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def spawn_server(cmd: list[str]) -> subprocess.Popen[bytes]:
-    """Start a benchmark server process on the server's CPU (see :func:`cpus`); its threads inherit it."""
+@contextmanager
+def serving(module: str, *flags: str) -> Iterator[tuple[int, int]]:
+    """Run the benchmark server ``python -m <module> <flags> --port-file F`` on the server's CPU (see
+    :func:`cpus`; its threads inherit it) until the block ends; yields (port, pid) once it listens."""
     placement = cpus()
     server_cpus = placement[1] if placement else None
 
@@ -127,7 +129,20 @@ def spawn_server(cmd: list[str]) -> subprocess.Popen[bytes]:
         if server_cpus is not None:
             os.sched_setaffinity(0, server_cpus)
 
-    return subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, preexec_fn=pin)
+    with tempfile.TemporaryDirectory() as tmp:
+        port_file = Path(tmp) / "port"
+        cmd = [sys.executable, "-m", module, *flags, "--port-file", str(port_file)]
+        proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, preexec_fn=pin)
+        try:
+            deadline = time.monotonic() + 30
+            while not port_file.exists() or not port_file.read_text().strip():
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"benchmark server {module} did not start")
+                time.sleep(0.05)
+            yield int(port_file.read_text()), proc.pid
+        finally:
+            proc.terminate()
+            proc.wait(10)
 
 
 def _proc_cpu(pid: int) -> float:
@@ -139,22 +154,8 @@ def _proc_cpu(pid: int) -> float:
 @contextmanager
 def server(mesh: bool) -> Iterator[tuple[int, int]]:
     """Start ``benchmarks.http_server`` in a subprocess; yields (port, pid)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        cmd = [sys.executable, "-m", "benchmarks.http_server", "--port-file", str(port_file)]
-        if mesh:
-            cmd.append("--mesh")
-        proc = spawn_server(cmd)
-        try:
-            deadline = time.monotonic() + 30
-            while not port_file.exists() or not port_file.read_text().strip():
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("benchmark server did not start")
-                time.sleep(0.05)
-            yield int(port_file.read_text()), proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with serving("benchmarks.http_server", *(["--mesh"] if mesh else [])) as running:
+        yield running
 
 
 def _client(mesh: bool, port: int, tmp: Path) -> httpx.Client:
