@@ -12,7 +12,6 @@ import grpc.aio
 
 from libmesh.mesh import Mesh
 from libmesh.policy.grpc_codes import GRPC_CODE_NAMES, OK, UNKNOWN
-from libmesh.telemetry.context import format_grpc_timeout
 
 from ._grpc_common import PEER_METADATA
 from ._server import FAULT_HEADER, Inbound
@@ -154,16 +153,13 @@ class _Base:
 
     def _begin(self, context: Any, method: str, span_name: str) -> Inbound:
         # Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
-        # call's deadline, which gRPC keeps out of the metadata, is put back as ``grpc-timeout``.
+        # call's deadline, which gRPC keeps out of the metadata, is read when the app's context is built.
         headers: dict[str, str] = {}
         for item in context.invocation_metadata() or ():
             key, value = item[0], item[1]
             if not isinstance(value, str):
                 continue
             headers[key] = f"{headers[key]},{value}" if key in headers else value
-        remaining = context.time_remaining()
-        if remaining is not None:
-            headers["grpc-timeout"] = format_grpc_timeout(remaining)
         peer = context.peer()
         last = self._last_peer
         if last[0] == peer:
@@ -181,6 +177,7 @@ class _Base:
             authority=mesh.local_service_host(),
             client=client,
             span_name=span_name,
+            time_remaining=context.time_remaining,
         )
 
     def _end(self, inbound: Inbound, ctx: _Context, error: BaseException | None) -> None:

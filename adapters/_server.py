@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Final
 
 from libmesh.mesh import Mesh
 from libmesh.routing.call import Call
-from libmesh.telemetry.context import Activation, InboundContext, activate
+from libmesh.telemetry.context import Activation, PendingContext, activate
 
 if TYPE_CHECKING:
     from libmesh.telemetry.tracing import MeshSpan
@@ -55,20 +54,63 @@ def join_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-@dataclass(slots=True)
 class Inbound:
-    """One served request: its Call, the context activated for the app, its server span, and counters."""
+    """One served request: the context activated for the app, its server span, and counters. Only what
+    the app may need while it runs is made up front; the request's :class:`Call` and its propagated
+    context (:class:`~libmesh.telemetry.context.PendingContext`) are built when first read."""
 
-    mesh: Mesh
-    call: Call
-    started: float
-    activation: Activation
-    span: MeshSpan | None
-    request_bytes: int = 0
-    response_bytes: int = 0
-    status: int = 0
-    fault_note: _FaultNote = field(default_factory=_FaultNote)
-    fault_token: contextvars.Token[_FaultNote | None] | None = None
+    __slots__ = (
+        "_call",
+        "activation",
+        "authority",
+        "client",
+        "fault_note",
+        "fault_token",
+        "headers",
+        "mesh",
+        "method",
+        "path",
+        "peer_identity",
+        "request_bytes",
+        "response_bytes",
+        "scheme",
+        "span",
+        "started",
+        "status",
+    )
+
+    def __init__(
+        self,
+        mesh: Mesh,
+        headers: Mapping[str, str],
+        *,
+        method: str,
+        path: str,
+        scheme: str,
+        authority: str,
+        client: str | None,
+        peer_identity: str | None,
+        started: float,
+        span: MeshSpan | None,
+        activation: Activation,
+    ) -> None:
+        self.mesh = mesh
+        self.headers = headers
+        self.method = method
+        self.path = path
+        self.scheme = scheme
+        self.authority = authority
+        self.client = client
+        self.peer_identity = peer_identity
+        self.started = started
+        self.span = span
+        self.activation = activation
+        self.request_bytes = 0
+        self.response_bytes = 0
+        self.status = 0
+        self.fault_note = _FaultNote()
+        self.fault_token: contextvars.Token[_FaultNote | None] | None = None
+        self._call: Call | None = None
 
     @classmethod
     def begin(
@@ -83,10 +125,12 @@ class Inbound:
         client: str | None,
         peer_identity: str | None = None,
         span_name: str | None = None,
+        time_remaining: Callable[[], float | None] | None = None,
     ) -> Inbound:
-        """Start serving: build the Call, the server span and the propagated context, and activate it for
-        the app (contextvars: it follows asyncio tasks and the request's thread). ``span_name`` replaces
-        the server span's default name (gRPC spans are named ``package.Service/Method``)."""
+        """Start serving: start the server span and activate the request's context for the app
+        (contextvars: it follows asyncio tasks and the request's thread). ``span_name`` replaces the
+        server span's default name (gRPC spans are named ``package.Service/Method``); ``time_remaining``
+        reads a deadline the transport keeps out of the headers (gRPC's)."""
         started = mesh.clock()
         tracer = mesh.tracer
         span = None
@@ -104,24 +148,45 @@ class Inbound:
                 name=span_name,
             )
             otel_context = span.context
-        ctx = InboundContext.from_headers(
+        pending = PendingContext(
             headers,
             propagate=mesh.mesh_config.propagate_headers,
             otel_context=otel_context,
-            now=time.monotonic(),
+            arrival=time.monotonic(),
+            time_remaining=time_remaining,
         )
-        call = Call(
-            authority=authority,
-            path=path,
+        inbound = cls(
+            mesh,
+            headers,
             method=method,
+            path=path,
             scheme=scheme,
-            headers=headers,
-            source_address=client,
+            authority=authority,
+            client=client,
             peer_identity=peer_identity,
+            started=started,
+            span=span,
+            activation=activate(pending),
         )
-        inbound = cls(mesh, call, started, activate(ctx), span)
         inbound.fault_token = _FAULT_NOTE.set(inbound.fault_note)
         return inbound
+
+    @property
+    def call(self) -> Call:
+        """The request as the mesh models it (built on first read)."""
+        call = self._call
+        if call is None:
+            call = Call(
+                authority=self.authority,
+                path=self.path,
+                method=self.method,
+                scheme=self.scheme,
+                headers=self.headers,
+                source_address=self.client,
+                peer_identity=self.peer_identity,
+            )
+            self._call = call
+        return call
 
     def fault_marked(self, status: int) -> bool:
         """Whether the response, with ``status``, should carry :data:`FAULT_HEADER`: it is an error and one of

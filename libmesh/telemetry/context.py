@@ -52,6 +52,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "Activation",
     "InboundContext",
+    "PendingContext",
     "activate",
     "current",
     "deadline_header_value",
@@ -168,16 +169,73 @@ def new_request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
+class PendingContext:
+    """An inbound request's :class:`InboundContext`, built the first time something reads it.
+
+    Most served requests make no outbound call, so the server adapters activate this instead of the
+    context itself: reading the forwarded headers, generating an ``x-request-id`` and working out the
+    deadline then happen only for a request whose app calls out (:func:`current` builds it once, from
+    the request's arrival time). ``time_remaining`` gives the seconds a transport's own deadline leaves
+    (gRPC's ``context.time_remaining``), read when the context is built::
+
+        with activate(PendingContext(headers, propagate=("end-user",), arrival=time.monotonic())):
+            ...   # current() builds the InboundContext here, if the app makes a call
+    """
+
+    __slots__ = ("_arrival", "_built", "_headers", "_otel", "_propagate", "_time_remaining")
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        *,
+        propagate: tuple[str, ...] = (),
+        otel_context: OtelContext | None = None,
+        arrival: float,
+        time_remaining: Callable[[], float | None] | None = None,
+    ) -> None:
+        self._headers = headers
+        self._propagate = propagate
+        self._otel = otel_context
+        self._arrival = arrival
+        self._time_remaining = time_remaining
+        self._built: InboundContext | None = None
+
+    @property
+    def otel_context(self) -> OtelContext | None:
+        """The OpenTelemetry context of the request's server span (activated at once, unlike the rest)."""
+        return self._otel
+
+    def resolve(self) -> InboundContext:
+        """The request's :class:`InboundContext`, built on the first call and kept."""
+        built = self._built
+        if built is not None:
+            return built
+        built = InboundContext.from_headers(
+            self._headers, propagate=self._propagate, otel_context=self._otel, now=self._arrival
+        )
+        if self._time_remaining is not None:
+            left = self._time_remaining()
+            if left is not None:
+                deadline = time.monotonic() + max(0.0, left)
+                if built.deadline is None or deadline < built.deadline:
+                    built = InboundContext(built.headers, built.otel_context, deadline)
+        self._built = built
+        return built
+
+
 # --- the current context ---------------------------------------------------------------------------------
 
-_CURRENT: Final[contextvars.ContextVar[InboundContext | None]] = contextvars.ContextVar(
+_CURRENT: Final[contextvars.ContextVar[InboundContext | PendingContext | None]] = contextvars.ContextVar(
     "libmesh_inbound_context", default=None
 )
 
 
 def current() -> InboundContext | None:
     """The inbound context active in this task or thread, or ``None`` outside a request."""
-    return _CURRENT.get()
+    ctx = _CURRENT.get()
+    if ctx is None or isinstance(ctx, InboundContext):
+        return ctx
+    return ctx.resolve()
 
 
 class Activation:
@@ -188,10 +246,10 @@ class Activation:
             ...
     """
 
-    __slots__ = ("_otel_token", "_token", "context")
+    __slots__ = ("_otel_token", "_token", "activated")
 
-    def __init__(self, ctx: InboundContext | None) -> None:
-        self.context = ctx
+    def __init__(self, ctx: InboundContext | PendingContext | None) -> None:
+        self.activated = ctx
         self._token = _CURRENT.set(ctx)
         # The request's span also becomes OpenTelemetry's current context, so spans the app starts itself
         # are children of it and libmesh's client spans are children of those.
@@ -205,6 +263,12 @@ class Activation:
             self._otel_token = None
         _CURRENT.reset(self._token)
 
+    @property
+    def context(self) -> InboundContext | None:
+        """The activated context (a :class:`PendingContext` is built on this read)."""
+        ctx = self.activated
+        return ctx.resolve() if isinstance(ctx, PendingContext) else ctx
+
     def __enter__(self) -> InboundContext | None:
         return self.context
 
@@ -214,7 +278,7 @@ class Activation:
         self.reset()
 
 
-def activate(ctx: InboundContext | None) -> Activation:
+def activate(ctx: InboundContext | PendingContext | None) -> Activation:
     """Make ``ctx`` the current inbound context now (``None`` detaches from any request), and its
     OpenTelemetry context the current one. Returns the :class:`Activation` that undoes it."""
     return Activation(ctx)
@@ -222,13 +286,13 @@ def activate(ctx: InboundContext | None) -> Activation:
 
 def headers_to_forward() -> dict[str, str]:
     """The current inbound context's headers to forward (empty outside a request)."""
-    ctx = _CURRENT.get()
+    ctx = current()
     return {} if ctx is None else dict(ctx.headers)
 
 
 def remaining_deadline(clock: Callable[[], float] = time.monotonic) -> float | None:
     """Seconds left before the current inbound request's deadline, or ``None`` when there is none."""
-    ctx = _CURRENT.get()
+    ctx = current()
     return None if ctx is None else ctx.remaining(clock)
 
 

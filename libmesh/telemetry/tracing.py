@@ -65,6 +65,9 @@ _TRACE_ID_LIMIT: Final = (1 << 64) - 1
 _UNSAMPLED: Final = TraceFlags(TraceFlags.DEFAULT)
 _SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
 _EMPTY: Final = Context()
+# OpenTelemetry's key for the current span in a Context (read once, rather than imported from a private
+# module).
+_SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, _EMPTY)))
 
 _AttributesFactory = Callable[[], dict[str, AttributeValue]]
 # An unrecorded span's trace id, span id, sampled flag, trace state and base context.
@@ -74,9 +77,9 @@ _Quiet = tuple[int, int, bool, "TraceState | None", Context]
 _TRACEPARENT: Final = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
 
 
-def _remote_parent(traceparent: str, tracestate: str | None) -> SpanContext | None:
-    """The caller's span from W3C trace context headers, or ``None`` when ``traceparent`` is invalid (the
-    request then starts a new trace, as the W3C recommendation says)."""
+def _parse_traceparent(traceparent: str) -> tuple[int, int, bool] | None:
+    """(trace id, span id, sampled) from a W3C ``traceparent``, or ``None`` when it is invalid (the request
+    then starts a new trace, as the W3C recommendation says)."""
     match = _TRACEPARENT.fullmatch(traceparent.strip())
     if match is None:
         return None
@@ -86,10 +89,38 @@ def _remote_parent(traceparent: str, tracestate: str | None) -> SpanContext | No
     trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
     if not trace_id or not span_id:
         return None
+    return trace_id, span_id, bool(int(flags_hex, 16) & 1)
+
+
+def _remote_parent(traceparent: str, tracestate: str | None) -> SpanContext | None:
+    """The caller's span from W3C trace context headers, or ``None`` when ``traceparent`` is invalid."""
+    parsed = _parse_traceparent(traceparent)
+    if parsed is None:
+        return None
     state = TraceState.from_header([tracestate]) if tracestate else None
-    return SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=TraceFlags(int(flags_hex, 16) & 1), trace_state=state
-    )
+    flags = _SAMPLED if parsed[2] else _UNSAMPLED
+    return SpanContext(parsed[0], parsed[1], is_remote=True, trace_flags=flags, trace_state=state)
+
+
+class _QuietSpan(NonRecordingSpan):
+    """The OpenTelemetry span of an unrecorded :class:`MeshSpan`: a non-recording span whose
+    :class:`SpanContext` is built the first time something asks for it. An unsampled request puts one
+    in OpenTelemetry's current context, so spans the app starts join the trace, and most never ask."""
+
+    def __init__(self, quiet: _Quiet) -> None:  # NonRecordingSpan's __init__ wants the built context
+        self._quiet = quiet
+        self._built: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        built = self._built
+        if built is None:
+            trace_id, span_id, sampled, state, _ = self._quiet
+            built = SpanContext(trace_id, span_id, False, _SAMPLED if sampled else _UNSAMPLED, state)
+            self._built = built
+        return built
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
 
 
 def w3c_propagator() -> TextMapPropagator:
@@ -124,9 +155,7 @@ class MeshSpan:
         span = self._span
         if span is None:
             assert self._quiet is not None
-            trace_id, span_id, sampled, state, _ = self._quiet
-            flags = _SAMPLED if sampled else _UNSAMPLED
-            span = NonRecordingSpan(SpanContext(trace_id, span_id, False, flags, state))
+            span = _QuietSpan(self._quiet)
             self._span = span
         return span
 
@@ -136,7 +165,13 @@ class MeshSpan:
         ctx = self._context
         if ctx is None:
             assert self._quiet is not None
-            ctx = trace.set_span_in_context(self.span, self._quiet[4])
+            base = self._quiet[4]
+            # Context({...}) is what set_span_in_context makes from an empty base, without its copies.
+            ctx = (
+                Context({_SPAN_KEY: self.span})
+                if base is _EMPTY
+                else trace.set_span_in_context(self.span, base)
+            )
             self._context = ctx
         return ctx
 
@@ -332,6 +367,25 @@ class Tracer:
         ``path`` is the request target (query included); ``route`` the matched route template, if any.
         The span is named ``"{method} {route}"`` (or ``"{method}"``) unless ``name`` is given.
         """
+        trace_id = None
+        if self._w3c and not self._custom_sampler:
+            # The default decision, made from the ids alone: an unsampled request (most of them) then
+            # needs no OpenTelemetry object until something reads its span.
+            traceparent = headers.get("traceparent")
+            parsed = None if traceparent is None else _parse_traceparent(traceparent)
+            if parsed is None:
+                trace_id = random.getrandbits(128) or 1
+                sampled = trace_id & _TRACE_ID_LIMIT < self._bound
+            else:
+                sampled = parsed[2]
+            if not sampled:
+                tracestate = headers.get("tracestate") if parsed is not None else None
+                state = TraceState.from_header([tracestate]) if tracestate else None
+                base = self._baggage.extract(headers, context=_EMPTY) if "baggage" in headers else _EMPTY
+                quiet_id = parsed[0] if parsed is not None else (trace_id or 1)
+                return MeshSpan._unrecorded(
+                    (quiet_id, random.getrandbits(64) or 1, False, state, base), SpanKind.SERVER
+                )
         remote, base = self._inbound(headers)
         span_name = name or (f"{method} {route}" if route else method)
 
@@ -362,7 +416,7 @@ class Tracer:
                 attrs["guid:x-request-id"] = request_id
             return attrs
 
-        return self._start(span_name, remote, base, SpanKind.SERVER, attributes, start_time_ns)
+        return self._start(span_name, remote, base, SpanKind.SERVER, attributes, start_time_ns, trace_id)
 
     def start_client_span(
         self,
@@ -425,10 +479,15 @@ class Tracer:
         kind: SpanKind,
         attributes: _AttributesFactory,
         start_time_ns: int | None,
+        new_trace_id: int | None = None,
     ) -> MeshSpan:
-        """Start a span under ``parent`` (``None``: a new trace); ``base`` is the context the span's own
-        context is built on (the parent's baggage, and for a client span the parent itself)."""
-        trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
+        """Start a span under ``parent`` (``None``: a new trace, ``new_trace_id`` if the caller drew it
+        already); ``base`` is the context the span's own context is built on (the parent's baggage, and for
+        a client span the parent itself)."""
+        if parent is not None:
+            trace_id = parent.trace_id
+        else:
+            trace_id = new_trace_id if new_trace_id is not None else (random.getrandbits(128) or 1)
         if self._custom_sampler:
             result = self.sampler.should_sample(_with_parent(parent, base), trace_id, name, kind)
             sampled = result.decision is Decision.RECORD_AND_SAMPLE

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,6 +17,7 @@ from opentelemetry.trace import NoOpTracerProvider
 from libmesh.telemetry.context import (
     DEADLINE_HEADER,
     InboundContext,
+    PendingContext,
     activate,
     current,
     deadline_header_value,
@@ -103,6 +105,79 @@ def test_activation_makes_the_span_current() -> None:
         tracer.inject(tracer.start_client_span(method="GET", url="http://x/"), wire)
         assert wire["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
     assert otel_context.get_current() == before
+
+
+def test_pending_context_is_built_once_on_first_read() -> None:
+    headers = {
+        "end-user": "jason",
+        "x-request-id": "abc",
+        "traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+    }
+    pending = PendingContext(headers, propagate=("End-User",), arrival=time.monotonic())
+    with activate(pending) as active:
+        assert active is not None and active is current()  # one context, built once
+        assert headers_to_forward() == {
+            "end-user": "jason",
+            "x-request-id": "abc",
+            "traceparent": headers["traceparent"],
+        }
+        assert pending.resolve() is active
+    generated = PendingContext({}, arrival=time.monotonic()).resolve()
+    assert generated.request_id is not None and UUID4.fullmatch(generated.request_id)
+
+
+@pytest.mark.parametrize(
+    ("headers", "left", "expected"),
+    [
+        ({}, None, None),
+        ({}, 0.5, 0.5),
+        ({DEADLINE_HEADER: "300"}, 0.5, 0.3),  # the earlier of the two deadlines wins
+        ({DEADLINE_HEADER: "900"}, 0.5, 0.5),
+        ({DEADLINE_HEADER: "900"}, None, 0.9),
+        ({}, -1.0, 0.0),  # already past: nothing left, never negative
+    ],
+)
+def test_pending_context_reads_the_transport_deadline(
+    headers: dict[str, str], left: float | None, expected: float | None
+) -> None:
+    pending = PendingContext(headers, arrival=time.monotonic(), time_remaining=lambda: left)
+    with activate(pending):
+        remaining = remaining_deadline()
+    if expected is None:
+        assert remaining is None
+    else:
+        assert remaining is not None and expected - 0.05 <= remaining <= expected
+
+
+def test_an_unsampled_request_is_the_current_span_of_the_app() -> None:
+    # An unsampled request's span is put in OpenTelemetry's context without being built, and reads as
+    # the request's span: spans the app starts join the caller's trace, unsampled.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = Tracer(provider, sampling=100)
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+    span = tracer.start_server_span({"traceparent": parent}, method="GET", path="/")
+    with activate(PendingContext({}, otel_context=span.context, arrival=time.monotonic())):
+        here = trace.get_current_span()
+        assert not here.is_recording()
+        sc = here.get_span_context()
+        assert sc.is_valid and not sc.trace_flags.sampled and not sc.is_remote
+        assert format(sc.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+        assert format(sc.span_id, "016x") != "b7ad6b7169203331"  # this hop's own span
+        assert sc is here.get_span_context()  # built once
+        with provider.get_tracer("app").start_as_current_span("app-work") as own:
+            assert own.get_span_context().trace_id == sc.trace_id
+            assert not own.is_recording()
+        wire: dict[str, str] = {}
+        tracer.inject(tracer.start_client_span(method="GET", url="http://x/"), wire)
+        assert wire["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
+        assert wire["traceparent"].endswith("-00")
+    assert exporter.get_finished_spans() == ()
 
 
 @pytest.mark.parametrize(
