@@ -278,7 +278,7 @@ def _items_layout_known() -> bool:
     httpx 0.2x does. Then headers are read and built through that list (building ``httpx.Headers`` from pairs
     costs several microseconds a request); otherwise only the public API is used."""
     probe = httpx.Headers([(b"X-Probe", b"1")])
-    return getattr(probe, "_list", None) == [(b"X-Probe", b"x-probe", b"1")]
+    return vars(probe) == {"_list": [(b"X-Probe", b"x-probe", b"1")], "_encoding": None}
 
 
 _ITEMS = _items_layout_known()
@@ -293,8 +293,10 @@ def _header_items(headers: httpx.Headers) -> list[_HeaderItem]:
 
 def _make_headers(items: list[_HeaderItem]) -> httpx.Headers:
     if _ITEMS:
-        out = httpx.Headers()
+        # Not httpx.Headers(): with no argument it still asks two ABCs whether None is a mapping.
+        out = httpx.Headers.__new__(httpx.Headers)
         out._list = items
+        out._encoding = None
         return out
     return httpx.Headers([(name, value) for name, _, value in items])
 
@@ -357,17 +359,26 @@ def _derive(
     ``httpx.Request()`` would normalise and re-default every header again (the original was prepared when
     the client built it); copying the prepared request skips that.
     """
-    state = getattr(request, "__dict__", None)
-    if state is None or not {"method", "url", "headers", "stream", "extensions"} <= state.keys():
+    if not _REQUEST_STATE or type(request) is not httpx.Request:
         return httpx.Request(
             request.method, url, headers=headers, stream=request.stream, extensions=extensions
         )
     new = httpx.Request.__new__(httpx.Request)
-    new.__dict__.update(state)
+    new.__dict__.update(request.__dict__)
     new.url = url
     new.headers = headers
     new.extensions = extensions
     return new
+
+
+def _request_state_known() -> bool:
+    """Whether an ``httpx.Request`` keeps its state as plain attributes, as httpx 0.2x does: then
+    :func:`_derive` copies them instead of building and normalising a new request."""
+    state = getattr(httpx.Request("GET", "http://probe/"), "__dict__", None)
+    return state is not None and {"method", "url", "headers", "stream", "extensions"} <= state.keys()
+
+
+_REQUEST_STATE = _request_state_known()
 
 
 def _classify(exc: httpx.TransportError) -> Failure:

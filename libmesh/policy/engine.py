@@ -61,10 +61,11 @@ _ENVOY_FLAG_ORDER = (
 _FLAG_ORDER = {name: i for i, name in enumerate(_ENVOY_FLAG_ORDER)}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Send:
     """Send one attempt (read-only: not frozen only because a frozen dataclass takes three times as long to
-    build, and one is built per attempt). ``host``/``port`` are where to connect (the endpoint, or the original address for a
+    build, and one is built per attempt; its ``__init__`` is written out because a compiled build compiles
+    only that one, not the generated one). ``host``/``port`` are where to connect (the endpoint, or the original address for a
     passthrough); ``authority`` is the Host header to send; ``path`` the (rewritten) path with query;
     ``headers`` the request header edits (already merged: route, destination, propagated context);
     ``timeout`` the seconds this attempt may take (``None``: no limit); ``mirrors`` shadow copies to fire and
@@ -81,10 +82,38 @@ class Send:
     timeout: float | None
     endpoint: Endpoint | None
     attempt: int
-    mirrors: tuple[MirrorSend, ...] = ()
-    connect_timeout: float | None = None
-    cluster_name: str | None = None
-    pool: PoolSettings | None = None
+    mirrors: tuple[MirrorSend, ...]
+    connect_timeout: float | None
+    cluster_name: str | None
+    pool: PoolSettings | None
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        authority: str,
+        path: str,
+        headers: HeaderOps,
+        timeout: float | None,
+        endpoint: Endpoint | None,
+        attempt: int,
+        mirrors: tuple[MirrorSend, ...] = (),
+        connect_timeout: float | None = None,
+        cluster_name: str | None = None,
+        pool: PoolSettings | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.authority = authority
+        self.path = path
+        self.headers = headers
+        self.timeout = timeout
+        self.endpoint = endpoint
+        self.attempt = attempt
+        self.mirrors = mirrors
+        self.connect_timeout = connect_timeout
+        self.cluster_name = cluster_name
+        self.pool = pool
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ __all__ = ["Call"]
 _DEFAULT_PORTS = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Call:
     """One outbound (or inbound) request as the mesh sees it, independent of the framework.
 
@@ -24,19 +24,49 @@ class Call:
     """
 
     authority: str
-    path: str = "/"
-    method: str = "GET"
-    scheme: str = "http"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    port: int | None = None
-    protocol: str = "http"
-    source_address: str | None = None
-    peer_identity: str | None = None
-    deadline: float | None = None
-    extensions: dict[str, Any] = field(default_factory=dict)
-    _host: str | None = field(default=None, repr=False)
-    _query: dict[str, str] | None = field(default=None, repr=False)
-    _path_only: str | None = field(default=None, repr=False)
+    path: str
+    method: str
+    scheme: str
+    headers: Mapping[str, str]
+    port: int | None
+    protocol: str
+    source_address: str | None
+    peer_identity: str | None
+    deadline: float | None
+    extensions: dict[str, Any]
+    _host: str | None = field(repr=False)
+    _query: dict[str, str] | None = field(repr=False)
+    _path_only: str | None = field(repr=False)
+
+    # Written out (not generated) so that the compiled build compiles it: one Call is made per request.
+    def __init__(
+        self,
+        authority: str,
+        path: str = "/",
+        method: str = "GET",
+        scheme: str = "http",
+        headers: Mapping[str, str] | None = None,
+        port: int | None = None,
+        protocol: str = "http",
+        source_address: str | None = None,
+        peer_identity: str | None = None,
+        deadline: float | None = None,
+        extensions: dict[str, Any] | None = None,
+    ) -> None:
+        self.authority = authority
+        self.path = path
+        self.method = method
+        self.scheme = scheme
+        self.headers = {} if headers is None else headers
+        self.port = port
+        self.protocol = protocol
+        self.source_address = source_address
+        self.peer_identity = peer_identity
+        self.deadline = deadline
+        self.extensions = {} if extensions is None else extensions
+        self._host = None
+        self._query = None
+        self._path_only = None
 
     def set_path(self, path: str) -> None:
         """Replace the path (with its query), forgetting what was parsed from the old one."""
