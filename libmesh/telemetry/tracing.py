@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Final
 
+from opentelemetry import baggage as otel_baggage
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
@@ -68,6 +69,8 @@ _EMPTY: Final = Context()
 # OpenTelemetry's key for the current span in a Context (read once, rather than imported from a private
 # module).
 _SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, _EMPTY)))
+# Its key for the baggage: a context without it has no baggage to write.
+_BAGGAGE_KEY: Final = next(iter(otel_baggage.set_baggage("probe", "1", _EMPTY)))
 
 _AttributesFactory = Callable[[], dict[str, AttributeValue]]
 # An unrecorded span's trace id, span id, sampled flag, trace state and base context.
@@ -326,7 +329,7 @@ class Tracer:
             headers["traceparent"] = f"00-{trace_id:032x}-{span_id:016x}-{'01' if sampled else '00'}"
             if state:
                 headers["tracestate"] = state.to_header()
-            if base is not _EMPTY:
+            if _BAGGAGE_KEY in base:
                 self._baggage.inject(headers, context=base)
             return
         if isinstance(span, MeshSpan):
@@ -343,7 +346,8 @@ class Tracer:
             headers["traceparent"] = f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags}"
             if span_context.trace_state:
                 headers["tracestate"] = span_context.trace_state.to_header()
-        self._baggage.inject(headers, context=ctx)
+        if _BAGGAGE_KEY in ctx:
+            self._baggage.inject(headers, context=ctx)
 
     # --- spans ---------------------------------------------------------------------------------------
 
@@ -436,7 +440,8 @@ class Tracer:
         retries (0 for the first attempt). ``url`` is the full URL, or any object whose ``str()`` is: it is
         made a string only for a span that is recorded."""
         parent_ctx = parent if parent is not None else otel_context.get_current()
-        parent_span = trace.get_current_span(parent_ctx).get_span_context()
+        # An empty context (a call made outside any request or span) has no parent to look up.
+        parent_span = trace.get_current_span(parent_ctx).get_span_context() if parent_ctx else None
 
         def attributes() -> dict[str, AttributeValue]:
             attrs: dict[str, AttributeValue] = {"http.request.method": method, "url.full": str(url)}
@@ -452,7 +457,7 @@ class Tracer:
 
         return self._start(
             name or method,
-            parent_span if parent_span.is_valid else None,
+            parent_span if parent_span is not None and parent_span.is_valid else None,
             parent_ctx,
             SpanKind.CLIENT,
             attributes,
