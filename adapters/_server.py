@@ -155,7 +155,9 @@ class Inbound:
             arrival=time.monotonic(),
             time_remaining=time_remaining,
         )
-        inbound = cls(
+        # Inbound(...), not cls(...): a compiled build calls a named class directly, and a class object
+        # through Python's generic keyword-argument parsing.
+        inbound = Inbound(
             mesh,
             headers,
             method=method,

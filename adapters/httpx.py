@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -41,7 +42,7 @@ import httpx
 
 from libmesh.errors import CallerDeadlineExceeded
 from libmesh.mesh import Mesh
-from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, drive, drive_async
+from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, Sleep, drive_async
 from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
@@ -601,6 +602,15 @@ class _AsyncChunks:
         return chunk
 
 
+def _deliver(response: httpx.Response, plan: CallPlan, step: Deliver, request_bytes: int) -> httpx.Response:
+    """The upstream response as the call's: edits applied, its body counted for the call's record."""
+    _finalise(response, plan, step)
+    inner = response.stream
+    assert isinstance(inner, httpx.SyncByteStream)
+    response.stream = _CountingStream(inner, plan, response.status_code, request_bytes, _peer(response))
+    return response
+
+
 class MeshTransport(httpx.BaseTransport):
     """A sync httpx transport applying the mesh's policy to every request (see the module docstring).
 
@@ -620,46 +630,39 @@ class MeshTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         plan, span, request_bytes = _begin(self.mesh, request)
-        tracer = self.mesh.tracer
-        traced = tracer.fields if tracer is not None else _NOTHING_TRACED
-
-        def send(step: Send) -> tuple[Outcome, httpx.Response]:
-            trace: dict[str, str] | None = None
-            if tracer is not None:
-                # Into a plain dict first: editing httpx.Headers costs a scan per name.
-                trace = {}
-                tracer.inject(span, trace)
-            attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
-            if step.mirrors:
-                self._mirror(request, step)
-            try:
-                response = self._pools.get(step).handle_request(attempt)
-            except httpx.TransportError as e:
-                return Outcome(failure=_classify(e)), _PLACEHOLDER
-            return _outcome(response), response
-
-        def deliver(response: httpx.Response, step: Deliver) -> httpx.Response:
-            _finalise(response, plan, step)
-            inner = response.stream
-            assert isinstance(inner, httpx.SyncByteStream)
-            peer = _peer(response)
-            response.stream = _CountingStream(inner, plan, response.status_code, request_bytes, peer)
-            return response
-
-        def discard(response: httpx.Response | None) -> None:
-            if response is not None:
-                response.close()
-
+        # The plan is stepped here, as engine.drive does, rather than through drive's callbacks: closures
+        # would cost every request their allocation and, compiled, put this method's locals on the heap.
         status = 0
+        last: httpx.Response | None = None
         try:
-            result = drive(
-                plan,
-                send=send,
-                reply=lambda s: _local(request, plan, s),
-                deliver=deliver,
-                discard=discard,
-                injected=_injected,
-            )
+            try:
+                step = plan.first()
+                while True:
+                    if isinstance(step, Send):
+                        if last is not None:
+                            last.close()
+                            last = None
+                        outcome, last = self._send(request, span, step)
+                        step = plan.sent(outcome, fault_injected=last is not None and _injected(last))
+                    elif isinstance(step, Sleep):
+                        time.sleep(step.seconds)
+                        step = plan.resume()
+                    elif isinstance(step, Reply):
+                        if last is not None:
+                            last.close()
+                            last = None
+                        result = _local(request, plan, step)
+                        break
+                    else:
+                        assert last is not None
+                        result = _deliver(last, plan, step, request_bytes)
+                        last = None
+                        break
+            except BaseException:
+                plan.abandon()
+                if last is not None:
+                    last.close()
+                raise
             status = result.status_code
             if status >= 400:
                 _note_fault(plan, result)
@@ -670,6 +673,27 @@ class MeshTransport(httpx.BaseTransport):
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)
         return result
+
+    def _send(
+        self, request: httpx.Request, span: MeshSpan | None, step: Send
+    ) -> tuple[Outcome, httpx.Response | None]:
+        """One attempt: its request sent through the destination's pool; a transport error is an outcome."""
+        tracer = self.mesh.tracer
+        trace: dict[str, str] | None = None
+        traced = _NOTHING_TRACED
+        if tracer is not None:
+            # Into a plain dict first: editing httpx.Headers costs a scan per name.
+            trace = {}
+            tracer.inject(span, trace)
+            traced = tracer.fields
+        attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
+        if step.mirrors:
+            self._mirror(request, step)
+        try:
+            response = self._pools.get(step).handle_request(attempt)
+        except httpx.TransportError as e:
+            return Outcome(failure=_classify(e)), None
+        return _outcome(response), response
 
     def _mirror(self, request: httpx.Request, step: Send) -> None:
         with self._mirror_lock:

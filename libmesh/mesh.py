@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -562,28 +563,24 @@ class Mesh:
                 grpc_status,
                 plan.response_flags,
             )
-
-            def labels() -> RequestRecord:
-                m = _metrics
-                name, namespace = _service_names(host)
-                remote = m.decode_peer(peer)
-                if remote is None:
-                    remote = self._endpoint_peer(endpoint, namespace)
-                return m.RequestRecord(
-                    m.Reporter.SOURCE,
-                    self._peer or m.Peer(),
-                    remote,
-                    host,
-                    name,
-                    namespace,
-                    plan.protocol,
-                    status,
-                    grpc_status,
-                    plan.response_flags,
-                    "unknown",
+            # Looked up first: the labels are needed only the first time (and no closure is made per call,
+            # which in a compiled build would move this method's locals into a heap object).
+            series = metrics.known(key)
+            if series is None:
+                series = metrics.bound(
+                    key,
+                    partial(
+                        self._outbound_record,
+                        host,
+                        peer,
+                        endpoint,
+                        plan.protocol,
+                        status,
+                        grpc_status,
+                        plan.response_flags,
+                    ),
                 )
-
-            metrics.bound(key, labels).observe(
+            series.observe(
                 duration_ms, request_bytes, response_bytes, grpc[1] if grpc else 0, grpc[2] if grpc else 0
             )
         if self.access_log is not None:
@@ -608,6 +605,60 @@ class Mesh:
                     route_name=plan.decision.route_name,
                 )
             )
+
+    def _outbound_record(
+        self,
+        host: str,
+        peer: str | None,
+        endpoint: Endpoint | None,
+        protocol: str,
+        status: int,
+        grpc_status: int | None,
+        flags: str,
+    ) -> RequestRecord:
+        m = _metrics
+        name, namespace = _service_names(host)
+        remote = m.decode_peer(peer)
+        if remote is None:
+            remote = self._endpoint_peer(endpoint, namespace)
+        return m.RequestRecord(
+            m.Reporter.SOURCE,
+            self._peer or m.Peer(),
+            remote,
+            host,
+            name,
+            namespace,
+            protocol,
+            status,
+            grpc_status,
+            flags,
+            "unknown",
+        )
+
+    def _inbound_record(
+        self,
+        host: str,
+        peer: str | None,
+        protocol: str,
+        status: int,
+        grpc_status: int | None,
+        flags: str,
+        secure: bool,
+    ) -> RequestRecord:
+        m = _metrics
+        return m.RequestRecord(
+            m.Reporter.DESTINATION,
+            m.decode_peer(peer) or m.Peer(),
+            self._peer or m.Peer(),
+            host,
+            _service_names(host)[0],
+            self.workload.namespace,
+            protocol,
+            status,
+            grpc_status,
+            flags,
+            "mutual_tls" if secure else "none",
+        )
 
     def _endpoint_peer(self, endpoint: Endpoint | None, namespace: str) -> Peer:
         """The destination as its endpoint's labels describe it (when it sent no identity header); built
@@ -645,26 +696,12 @@ class Mesh:
         secure = bool(call.peer_identity)
         host = self.local_service_host()
         key = ("in", peer, host, protocol, status, grpc_status, flags, secure)
-
-        def labels() -> RequestRecord:
-            m = _metrics
-            return m.RequestRecord(
-                m.Reporter.DESTINATION,
-                m.decode_peer(peer) or m.Peer(),
-                self._peer or m.Peer(),
-                host,
-                _service_names(host)[0],
-                self.workload.namespace,
-                protocol,
-                status,
-                grpc_status,
-                flags,
-                "mutual_tls" if secure else "none",
+        series = metrics.known(key)
+        if series is None:
+            series = metrics.bound(
+                key, partial(self._inbound_record, host, peer, protocol, status, grpc_status, flags, secure)
             )
-
-        metrics.bound(key, labels).observe(
-            duration_ms, request_bytes, response_bytes, request_messages, response_messages
-        )
+        series.observe(duration_ms, request_bytes, response_bytes, request_messages, response_messages)
 
     def local_service_host(self) -> str:
         """The FQDN of the service this workload serves (its ``app`` label in its namespace)."""

@@ -507,6 +507,11 @@ class IstioMetrics:
             self._bound[key] = series
         return series
 
+    def known(self, key: Hashable) -> BoundSeries | None:
+        """The series :meth:`bound` has bound to ``key``, or ``None`` before it has: a caller that builds
+        its label record in a closure can skip building the closure on every repeat call."""
+        return self._bound.get(key)
+
     def forget_bound(self) -> None:
         """Drop every key :meth:`bound` has seen (when what a key stands for may have changed, for instance an
         endpoint's labels); the series and their counts stay."""

@@ -311,3 +311,39 @@ def test_from_settings(settings: TracingSettings | None, expected: float | None)
 def test_sampling_must_be_a_percentage() -> None:
     with pytest.raises(ValueError, match="percentage"):
         Tracer(NoOpTracerProvider(), sampling=150)
+
+
+def test_traceparent_parsing_agrees_with_the_w3c_grammar() -> None:
+    # The grammar as a regular expression, against the hand-written parser, over valid headers and their
+    # single-character mutations (and a few truncations and extensions).
+    import random
+    import re
+
+    from libmesh.telemetry.tracing import _parse_traceparent
+
+    grammar = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+
+    def oracle(value: str) -> tuple[int, int, bool] | None:
+        match = grammar.fullmatch(value.strip())
+        if match is None:
+            return None
+        version, trace_hex, span_hex, flags, rest = match.groups()
+        if version == "ff" or (version == "00" and rest):
+            return None
+        trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+        if not trace_id or not span_id:
+            return None
+        return trace_id, span_id, bool(int(flags, 16) & 1)
+
+    rng = random.Random(7)
+    alphabet = "0123456789abcdefABCDEF-_ g+\n"
+    for _ in range(3000):
+        version = rng.choice(["00", "01", "cc", "ff"])
+        value = f"{version}-{rng.getrandbits(128):032x}-{rng.getrandbits(64):016x}-{rng.choice(['00', '01', '03'])}"
+        value += rng.choice(["", "", "-x", "-", "x", "-a\nb"])
+        if rng.random() < 0.7:
+            i = rng.randrange(len(value))
+            value = value[:i] + rng.choice(alphabet) + value[i + 1 :]
+        if rng.random() < 0.1:
+            value = value[: rng.randrange(len(value))]
+        assert _parse_traceparent(value) == oracle(value), value
