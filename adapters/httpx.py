@@ -304,7 +304,6 @@ def _make_headers(items: list[_HeaderItem]) -> httpx.Headers:
 
 _Edits = tuple[frozenset[bytes], list[tuple[bytes, bytes, bytes]], dict[bytes, bytes]]
 _EDITS: dict[tuple[int, frozenset[str]], tuple[HeaderOps, _Edits]] = {}
-_NOTHING_TRACED: frozenset[str] = frozenset()
 
 
 def _edits(ops: HeaderOps, traced: frozenset[str]) -> _Edits:
@@ -602,6 +601,17 @@ class _AsyncChunks:
         return chunk
 
 
+def _traced_attempt(mesh: Mesh, request: httpx.Request, span: MeshSpan | None, step: Send) -> httpx.Request:
+    """The request of one attempt, carrying the client span's trace context."""
+    tracer = mesh.tracer
+    if tracer is None:
+        return _attempt_request(request, step, step.path, step.headers)
+    # Into a plain dict first: editing httpx.Headers costs a scan per name.
+    trace: dict[str, str] = {}
+    tracer.inject(span, trace)
+    return _attempt_request(request, step, step.path, step.headers, trace, tracer.fields)
+
+
 def _deliver(response: httpx.Response, plan: CallPlan, step: Deliver, request_bytes: int) -> httpx.Response:
     """The upstream response as the call's: edits applied, its body counted for the call's record."""
     _finalise(response, plan, step)
@@ -678,15 +688,7 @@ class MeshTransport(httpx.BaseTransport):
         self, request: httpx.Request, span: MeshSpan | None, step: Send
     ) -> tuple[Outcome, httpx.Response | None]:
         """One attempt: its request sent through the destination's pool; a transport error is an outcome."""
-        tracer = self.mesh.tracer
-        trace: dict[str, str] | None = None
-        traced = _NOTHING_TRACED
-        if tracer is not None:
-            # Into a plain dict first: editing httpx.Headers costs a scan per name.
-            trace = {}
-            tracer.inject(span, trace)
-            traced = tracer.fields
-        attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
+        attempt = _traced_attempt(self.mesh, request, span, step)
         if step.mirrors:
             self._mirror(request, step)
         try:
@@ -742,16 +744,9 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         plan, span, request_bytes = _begin(self.mesh, request)
-        tracer = self.mesh.tracer
-        traced = tracer.fields if tracer is not None else _NOTHING_TRACED
 
         async def send(step: Send) -> tuple[Outcome, httpx.Response]:
-            trace: dict[str, str] | None = None
-            if tracer is not None:
-                # Into a plain dict first: editing httpx.Headers costs a scan per name.
-                trace = {}
-                tracer.inject(span, trace)
-            attempt = _attempt_request(request, step, step.path, step.headers, trace, traced)
+            attempt = _traced_attempt(self.mesh, request, span, step)
             for m in step.mirrors:
                 shadow = _attempt_request(request, m, step.path, step.headers)
                 task = asyncio.ensure_future(self._send_shadow(shadow))

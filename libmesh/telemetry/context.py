@@ -232,10 +232,11 @@ _CURRENT: Final[contextvars.ContextVar[InboundContext | PendingContext | None]] 
 
 def current() -> InboundContext | None:
     """The inbound context active in this task or thread, or ``None`` outside a request."""
-    ctx = _CURRENT.get()
-    if ctx is None or isinstance(ctx, InboundContext):
-        return ctx
-    return ctx.resolve()
+    return _resolved(_CURRENT.get())
+
+
+def _resolved(ctx: InboundContext | PendingContext | None) -> InboundContext | None:
+    return ctx.resolve() if isinstance(ctx, PendingContext) else ctx
 
 
 class Activation:
@@ -266,8 +267,7 @@ class Activation:
     @property
     def context(self) -> InboundContext | None:
         """The activated context (a :class:`PendingContext` is built on this read)."""
-        ctx = self.activated
-        return ctx.resolve() if isinstance(ctx, PendingContext) else ctx
+        return _resolved(self.activated)
 
     def __enter__(self) -> InboundContext | None:
         return self.context

@@ -383,19 +383,17 @@ class Tracer:
             # needs no OpenTelemetry object until something reads its span.
             traceparent = headers.get("traceparent")
             parsed = None if traceparent is None else _parse_traceparent(traceparent)
+            tracestate = None
             if parsed is None:
                 trace_id = random.getrandbits(128) or 1
                 sampled = trace_id & _TRACE_ID_LIMIT < self._bound
             else:
-                sampled = parsed[2]
+                trace_id, _, sampled = parsed
+                tracestate = headers.get("tracestate")
             if not sampled:
-                tracestate = headers.get("tracestate") if parsed is not None else None
                 state = TraceState.from_header([tracestate]) if tracestate else None
-                base = self._baggage.extract(headers, context=_EMPTY) if "baggage" in headers else _EMPTY
-                quiet_id = parsed[0] if parsed is not None else (trace_id or 1)
-                return MeshSpan._unrecorded(
-                    (quiet_id, random.getrandbits(64) or 1, False, state, base), SpanKind.SERVER
-                )
+                quiet = (trace_id, random.getrandbits(64) or 1, False, state, self._inbound_baggage(headers))
+                return MeshSpan._unrecorded(quiet, SpanKind.SERVER)
         remote, base = self._inbound(headers)
         span_name = name or (f"{method} {route}" if route else method)
 
@@ -455,8 +453,11 @@ class Tracer:
             return (carried if carried.is_valid else None), ctx
         traceparent = headers.get("traceparent")
         remote = None if traceparent is None else _remote_parent(traceparent, headers.get("tracestate"))
-        base = self._baggage.extract(headers, context=_EMPTY) if "baggage" in headers else _EMPTY
-        return remote, base
+        return remote, self._inbound_baggage(headers)
+
+    def _inbound_baggage(self, headers: Mapping[str, str]) -> Context:
+        """The W3C ``baggage`` inbound ``headers`` carry, as a context (the empty one without any)."""
+        return self._baggage.extract(headers, context=_EMPTY) if "baggage" in headers else _EMPTY
 
     def _start(
         self,
@@ -520,14 +521,9 @@ def _server_attributes(
     }
     if query:
         attrs["url.query"] = query
-    if host:
-        attrs["server.address"] = host
-    if port is not None:
-        attrs["server.port"] = port
+    _set_server_address(attrs, host, port, protocol_version)
     if client_address:
         attrs["client.address"] = client_address
-    if protocol_version:
-        attrs["network.protocol.version"] = protocol_version
     if route:
         attrs["http.route"] = route
     user_agent = headers.get("user-agent")
@@ -549,15 +545,22 @@ def _client_attributes(
 ) -> dict[str, AttributeValue]:
     """A recorded CLIENT span's attributes; ``url`` becomes a string only here."""
     attrs: dict[str, AttributeValue] = {"http.request.method": method, "url.full": str(url)}
+    _set_server_address(attrs, host, port, protocol_version)
+    if resend_count:
+        attrs["http.request.resend_count"] = resend_count
+    return attrs
+
+
+def _set_server_address(
+    attrs: dict[str, AttributeValue], host: str | None, port: int | None, protocol_version: str | None
+) -> None:
+    """The server's address and the protocol version, the attributes both span kinds carry when known."""
     if host:
         attrs["server.address"] = host
     if port is not None:
         attrs["server.port"] = port
     if protocol_version:
         attrs["network.protocol.version"] = protocol_version
-    if resend_count:
-        attrs["http.request.resend_count"] = resend_count
-    return attrs
 
 
 def _with_parent(parent: SpanContext | None, base: Context) -> Context:
