@@ -42,7 +42,7 @@ import httpx
 
 from libmesh.errors import CallerDeadlineExceeded
 from libmesh.mesh import Mesh
-from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, Sleep, drive_async
+from libmesh.policy.engine import CallPlan, Deliver, MirrorSend, Reply, Send, Sleep
 from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
@@ -58,7 +58,6 @@ __all__ = ["FLAGS_HEADER", "AsyncMeshTransport", "MeshTransport"]
 #: Response header naming Envoy's response flags for the call (``UO``, ``UT``, ``NR``, ``FI``...).
 FLAGS_HEADER = "x-libmesh-response-flags"
 _PEER_HEADER = "x-libmesh-peer"
-_PLACEHOLDER: Any = None
 #: Seconds ``close()`` waits for mirrored copies still in flight.
 _MIRROR_DRAIN = 1.0
 _BODY_TIMEOUT = "the route timeout passed while the response body was being read"
@@ -621,6 +620,17 @@ def _deliver(response: httpx.Response, plan: CallPlan, step: Deliver, request_by
     return response
 
 
+def _deliver_async(
+    response: httpx.Response, plan: CallPlan, step: Deliver, request_bytes: int
+) -> httpx.Response:
+    """The asyncio twin of :func:`_deliver`."""
+    _finalise(response, plan, step)
+    inner = response.stream
+    assert isinstance(inner, httpx.AsyncByteStream)
+    response.stream = _AsyncCountingStream(inner, plan, response.status_code, request_bytes, _peer(response))
+    return response
+
+
 class MeshTransport(httpx.BaseTransport):
     """A sync httpx transport applying the mesh's policy to every request (see the module docstring).
 
@@ -744,51 +754,40 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         plan, span, request_bytes = _begin(self.mesh, request)
-
-        async def send(step: Send) -> tuple[Outcome, httpx.Response]:
-            attempt = _traced_attempt(self.mesh, request, span, step)
-            for m in step.mirrors:
-                shadow = _attempt_request(request, m, step.path, step.headers)
-                task = asyncio.ensure_future(self._send_shadow(shadow))
-                self._shadow_tasks.add(task)
-                task.add_done_callback(self._shadow_tasks.discard)
-            inner = self._pools.get(step)
-            try:
-                if step.timeout is not None:
-                    # asyncio.timeout rather than wait_for: no task per attempt (8 us against 3 us).
-                    async with asyncio.timeout(step.timeout):
-                        response = await inner.handle_async_request(attempt)
-                else:
-                    response = await inner.handle_async_request(attempt)
-            except TimeoutError:
-                return Outcome(failure=Failure.TIMEOUT), _PLACEHOLDER
-            except httpx.TransportError as e:
-                return Outcome(failure=_classify(e)), _PLACEHOLDER
-            return _outcome(response), response
-
-        def deliver(response: httpx.Response, step: Deliver) -> httpx.Response:
-            _finalise(response, plan, step)
-            inner = response.stream
-            assert isinstance(inner, httpx.AsyncByteStream)
-            peer = _peer(response)
-            response.stream = _AsyncCountingStream(inner, plan, response.status_code, request_bytes, peer)
-            return response
-
-        async def discard(response: httpx.Response | None) -> None:
-            if response is not None:
-                await response.aclose()
-
+        # Stepped inline, as the sync transport does (and for the same reasons), not by drive_async.
         status = 0
+        last: httpx.Response | None = None
         try:
-            result = await drive_async(
-                plan,
-                send=send,
-                reply=lambda s: _local(request, plan, s),
-                deliver=deliver,
-                discard=discard,
-                sleep=asyncio.sleep,
-                injected=_injected,
-            )
+            try:
+                step = plan.first()
+                while True:
+                    if isinstance(step, Send):
+                        if last is not None:
+                            await last.aclose()
+                            last = None
+                        outcome, last = await self._send(request, span, step)
+                        step = plan.sent(outcome, fault_injected=last is not None and _injected(last))
+                    elif isinstance(step, Sleep):
+                        await asyncio.sleep(step.seconds)
+                        step = plan.resume()
+                    elif isinstance(step, Reply):
+                        if last is not None:
+                            await last.aclose()
+                            last = None
+                        result = _local(request, plan, step)
+                        break
+                    else:
+                        assert last is not None
+                        result = _deliver_async(last, plan, step, request_bytes)
+                        last = None
+                        break
+            except BaseException:
+                plan.abandon()
+                if last is not None:
+                    # Closing only returns the connection to the pool; a second cancellation may interrupt it.
+                    with contextlib.suppress(BaseException):
+                        await last.aclose()
+                raise
             status = result.status_code
             if status >= 400:
                 _note_fault(plan, result)
@@ -799,6 +798,32 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             if span is not None:
                 span.finish(status, response_flags=plan.response_flags)
         return result
+
+    async def _send(
+        self, request: httpx.Request, span: MeshSpan | None, step: Send
+    ) -> tuple[Outcome, httpx.Response | None]:
+        """One attempt; a transport error or the attempt's own timeout is an outcome."""
+        attempt = _traced_attempt(self.mesh, request, span, step)
+        for m in step.mirrors:
+            shadow = _attempt_request(request, m, step.path, step.headers)
+            task = asyncio.ensure_future(self._send_shadow(shadow))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        inner = self._pools.get(step)
+        try:
+            if step.timeout is not None and step.policy_timeout:
+                # asyncio.timeout rather than wait_for: no task per attempt (8 us against 3 us). A limit that
+                # is only the caller's own timeout is left to the transport, which has it in the attempt's
+                # timeouts, as it would without the mesh.
+                async with asyncio.timeout(step.timeout):
+                    response = await inner.handle_async_request(attempt)
+            else:
+                response = await inner.handle_async_request(attempt)
+        except TimeoutError:
+            return Outcome(failure=Failure.TIMEOUT), None
+        except httpx.TransportError as e:
+            return Outcome(failure=_classify(e)), None
+        return _outcome(response), response
 
     async def _send_shadow(self, request: httpx.Request) -> None:
         try:

@@ -72,7 +72,10 @@ class Send:
     forget (first attempt only); ``connect_timeout`` the seconds connecting may take (the DestinationRule's
     ``tcp.connectTimeout``, Istio's 10 s by default); ``cluster_name`` the Envoy-style name of the cluster and
     ``pool`` its connection-pool settings (the same object for the cluster's life), so an adapter can keep one
-    connection pool per cluster."""
+    connection pool per cluster. ``policy_timeout`` says whether ``timeout`` owes anything to the mesh's policy
+    (a route or per-try timeout, or a deadline propagated from the request being served): when it is false the
+    limit is only the caller's own client timeout, which an adapter that hands the caller's tightened timeouts
+    to its transport need not enforce again with a timer of its own."""
 
     host: str
     port: int
@@ -86,6 +89,7 @@ class Send:
     connect_timeout: float | None
     cluster_name: str | None
     pool: PoolSettings | None
+    policy_timeout: bool
 
     def __init__(
         self,
@@ -101,6 +105,7 @@ class Send:
         connect_timeout: float | None = None,
         cluster_name: str | None = None,
         pool: PoolSettings | None = None,
+        policy_timeout: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -114,6 +119,7 @@ class Send:
         self.connect_timeout = connect_timeout
         self.cluster_name = cluster_name
         self.pool = pool
+        self.policy_timeout = policy_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +322,7 @@ class CallPlan:
             self._in_flight = True
         self.endpoint = endpoint
         timeout = self._attempt_timeout()
+        retries = self.decision.retries
         return Send(
             host=host,
             port=port,
@@ -329,6 +336,8 @@ class CallPlan:
             connect_timeout=cluster.policy.pool.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
             cluster_name=cluster.name,
             pool=cluster.policy.pool,
+            policy_timeout=self.deadline is not None
+            or (retries is not None and retries.per_try_timeout is not None),
         )
 
     def sent(self, outcome: Outcome, *, fault_injected: bool = False) -> Step:

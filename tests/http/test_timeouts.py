@@ -247,6 +247,26 @@ def test_the_apps_shorter_httpx_timeout_still_applies_under_a_route_timeout(serv
     assert 0.1 < elapsed < 0.8
 
 
+@pytest.mark.parametrize("route_timeout", ["", "\n    timeout: 5s"])
+def test_the_async_apps_own_httpx_timeout_bounds_the_call(serve: Serve, route_timeout: str) -> None:
+    """The asyncio transport leaves a limit that is only the app's own timeout to httpx (no timer of its
+    own per attempt) and still ends the call at that timeout, with or without a longer route timeout."""
+    upstream = Upstream("slow", slow(1.0))
+    mesh = make_mesh(
+        service_entry(HOST, [(serve(upstream), {"app": "reviews"})]),
+        _route(extra=f"{route_timeout}\n    retries: {{attempts: 0}}"),
+    )
+
+    async def go() -> float:
+        async with httpx.AsyncClient(transport=AsyncMeshTransport(mesh), timeout=0.15) as client:
+            started = time.monotonic()
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get(URL)
+            return time.monotonic() - started
+
+    assert 0.1 < asyncio.run(go()) < 0.8
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_injected_delay_ends_at_the_apps_own_timeout(serve: Serve, mode: Mode) -> None:
     """A 3 s delay fault against an app whose client waits 300 ms: the app's timeout fires at 300 ms, as

@@ -715,3 +715,32 @@ def test_the_routes_header_edits_win_over_a_weighted_destinations() -> None:
 def test_connection_idle_timeout_falls_back_on_the_tcp_setting(pool: str, idle: float | None) -> None:
     s = snap(dr("reviews", f"trafficPolicy: {{connectionPool: {pool}}}"))
     assert effective_policy(s.traffic_policy(REVIEWS)).pool.idle_timeout == idle
+
+
+@pytest.mark.parametrize(
+    ("route", "policy_timeout"),
+    [
+        ("", False),
+        ("\n  timeout: 2s", True),
+        ("\n  retries: {attempts: 2, perTryTimeout: 1s}", True),
+    ],
+)
+def test_an_attempt_says_whether_its_timeout_is_the_meshs_or_only_the_callers(
+    route: str, policy_timeout: bool
+) -> None:
+    """Every attempt of a call with a deadline of its own has a timeout; only a route or per-try timeout (or
+    a propagated deadline) makes it the mesh's to enforce, else the caller's transport already does."""
+    mesh = Mesh(
+        load_yaml(
+            textwrap.dedent(_HEADER_SERVICE)
+            + vs("[reviews]", f"- route: [{{destination: {{host: reviews}}}}]{route}")
+        )
+    )
+    plan = mesh.plan(
+        Call(authority="reviews:9080", path="/", deadline=mesh.clock() + 30.0), body_replayable=True
+    )
+    send = plan.first()
+    assert isinstance(send, Send), send
+    assert send.timeout is not None and send.timeout <= 30.0
+    assert send.policy_timeout is policy_timeout
+    mesh.close()
