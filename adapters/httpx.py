@@ -135,23 +135,55 @@ class _Pools(Generic[T]):
 def _call(mesh: Mesh, request: httpx.Request) -> tuple[Call, dict[str, str]]:
     """The mesh's view of ``request`` and the request's own headers (lower-case names, repeats joined)."""
     headers: dict[str, str] = {}
-    for raw_name, raw_value in request.headers.raw:
-        name = raw_name.decode("latin-1").lower()
-        value = raw_value.decode("latin-1")
+    for item in _header_items(request.headers):
+        name = item[1].decode("latin-1")
+        value = item[2].decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
     url = request.url
     authority = headers.pop("host", None)
+    scheme, port, target = _url_parts(url)
     call = Call(
         authority=authority or url.netloc.decode("ascii"),
-        path=url.raw_path.decode("ascii"),
+        path=target,
         method=request.method,
-        scheme=url.scheme,
+        scheme=scheme,
         headers=mesh.call_headers(headers),
-        port=url.port,
+        port=port,
         source_address=mesh.source_address,
         deadline=_caller_deadline(mesh, request),
     )
     return call, headers
+
+
+def _url_parts(url: httpx.URL) -> tuple[str, int | None, str]:
+    """``url``'s scheme, port (``None`` for the scheme's default) and path with query, read from its parsed
+    form when httpx keeps one (each public property is an interpreted call, three a request)."""
+    if _URL_REFERENCE:
+        ref = url._uri_reference
+        path: str = ref.path or "/"
+        query = ref.query
+        return ref.scheme, ref.port, path if query is None else f"{path}?{query}"
+    return url.scheme, url.port, url.raw_path.decode("ascii")
+
+
+def _url_reference_known() -> bool:
+    """Whether an ``httpx.URL`` keeps its parsed form as ``_uri_reference`` with the fields httpx 0.2x
+    gives it: checked against the public properties on URLs that exercise each of them."""
+    for text in ("http://a.example/", "https://a.example:8443/p/q?x=1&y", "http://[::1]:80/%20?", "http://h"):
+        url = httpx.URL(text)
+        ref = getattr(url, "_uri_reference", None)
+        try:
+            path = ref.path or "/"  # type: ignore[union-attr]
+            query = ref.query  # type: ignore[union-attr]
+            parts = (ref.scheme, ref.port, path if query is None else f"{path}?{query}")  # type: ignore[union-attr]
+        except AttributeError:
+            return False
+        if parts != (url.scheme, url.port, url.raw_path.decode("ascii")):
+            return False
+    return True
+
+
+_URL_REFERENCE = _url_reference_known()
 
 
 def _caller_deadline(mesh: Mesh, request: httpx.Request) -> float | None:
@@ -399,8 +431,8 @@ def _outcome(response: httpx.Response) -> Outcome:
     grpc: int | None = None
     injected = False
     peer: str | None = None
-    for raw_name, raw_value in response.headers.raw:
-        name = raw_name.lower()
+    for item in _header_items(response.headers):
+        name, raw_value = item[1], item[2]
         if name == _GRPC_STATUS:
             grpc = int(raw_value) if raw_value.isdigit() else None
         elif name == _FAULT:

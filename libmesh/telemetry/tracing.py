@@ -32,7 +32,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry import baggage as otel_baggage
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
@@ -53,6 +52,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import AttributeValue
 
 from .. import __version__
+from .context import otel_current
 
 if TYPE_CHECKING:
     from ..config.resources import TracingSettings
@@ -342,7 +342,7 @@ class Tracer:
             ctx = span.context
             span_context = span.span.get_span_context()
         else:
-            ctx = span if span is not None else otel_context.get_current()
+            ctx = span if span is not None else otel_current()
             span_context = trace.get_current_span(ctx).get_span_context()
         if not self._w3c:
             self.propagator.inject(headers, context=ctx)
@@ -430,7 +430,7 @@ class Tracer:
         context, which the server middleware sets to the inbound request's span). ``resend_count`` numbers
         retries (0 for the first attempt). ``url`` is the full URL, or any object whose ``str()`` is: it is
         made a string only for a span that is recorded."""
-        parent_ctx = parent if parent is not None else otel_context.get_current()
+        parent_ctx = parent if parent is not None else otel_current()
         # An empty context (a call made outside any request or span) has no parent to look up.
         parent_span = trace.get_current_span(parent_ctx).get_span_context() if parent_ctx else None
 
