@@ -44,6 +44,8 @@ PEER_METADATA: Final = "x-libmesh-peer"
 #: Envoy's default idle timeout for upstream connections: a per-endpoint channel unused this long is closed.
 DEFAULT_IDLE_TIMEOUT: Final = 3600.0
 _SWEEP_EVERY: Final = 1.0
+#: Seconds a per-endpoint channel trusts the identity its endpoint last answered with (see Conn.peer_fresh).
+PEER_TTL: Final = 5.0
 
 STATUS_BY_CODE: Final[dict[int, grpc.StatusCode]] = {s.value[0]: s for s in grpc.StatusCode}
 
@@ -89,9 +91,20 @@ class Target:
 
 
 class Conn(Generic[C]):
-    """One real channel to one endpoint (and authority), with its multicallables and use counts."""
+    """One real channel to one endpoint (and authority), with its multicallables and use counts, and the
+    identity the endpoint last answered with (its ``x-libmesh-peer`` trailer; see :meth:`peer_fresh`)."""
 
-    __slots__ = ("active", "callables", "channel", "closed", "idle_timeout", "key", "last_used")
+    __slots__ = (
+        "active",
+        "callables",
+        "channel",
+        "closed",
+        "idle_timeout",
+        "key",
+        "last_used",
+        "peer",
+        "peer_until",
+    )
 
     def __init__(self, key: tuple[str, int, str], channel: C, idle_timeout: float, now: float) -> None:
         self.key = key
@@ -101,6 +114,20 @@ class Conn(Generic[C]):
         self.last_used = now
         self.idle_timeout = idle_timeout
         self.closed = False
+        self.peer: str | None = None
+        self.peer_until = now
+
+    def peer_fresh(self, now: float) -> bool:
+        """Whether :attr:`peer` was read from an answer less than :data:`PEER_TTL` ago. Reading the trailer
+        needs grpc's call object, which a plain unary call does not make (about 10 us of interpreted code
+        and locking a call); so a call whose caller wants only the response reads it again only this often.
+        The identity of what listens on one address changes only when it is redeployed."""
+        return now < self.peer_until
+
+    def learn_peer(self, peer: str | None, now: float) -> None:
+        """The endpoint answered with identity ``peer`` (``None``: it sent none) at ``now``."""
+        self.peer = peer
+        self.peer_until = now + PEER_TTL
 
     def callable(self, kind: str, method: str, registered: bool) -> Any:
         """The channel's raw-bytes multicallable of ``kind`` (``unary_unary``...) for ``method``, made once."""

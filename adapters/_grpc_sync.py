@@ -124,7 +124,7 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)[0]
+        return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression, False)[0]
 
     def with_call(
         self,
@@ -135,7 +135,9 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> tuple[Any, grpc.Call]:
-        return self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)
+        response, call = self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)
+        assert call is not None  # asked for
+        return response, call
 
     def future(
         self,
@@ -147,7 +149,7 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         compression: grpc.Compression | None = None,
     ) -> Any:
         return self._channel._submit(
-            lambda: self._invoke(request, timeout, metadata, credentials, wait_for_ready, compression)
+            lambda: self.with_call(request, timeout, metadata, credentials, wait_for_ready, compression)
         )
 
     def _invoke(
@@ -158,7 +160,10 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         credentials: grpc.CallCredentials | None,
         wait_for_ready: bool | None,
         compression: grpc.Compression | None,
-    ) -> tuple[Any, grpc.Call]:
+        want_call: bool = True,
+    ) -> tuple[Any, grpc.Call | None]:
+        """One unary call through the mesh: (response, grpc's call object, or ``None`` when ``want_call`` is
+        false and the call was made without one)."""
         data = self._ser(request)
         channel = self._channel
         mesh = channel.mesh
@@ -171,6 +176,7 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
         # The plan is stepped here rather than by engine.drive: the same loop, without three closures and
         # a generic call per step, which a unary call (the common case) pays on every call.
         last: Any = None
+        peer: str | None = None
         try:
             step = plan.first()
             while True:
@@ -187,7 +193,13 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
                         started = clock()
                         t = common.attempt_timeout(step.timeout, deadline, started)
                         try:
-                            last = mc.with_call(data, t, md, credentials, wait_for_ready, compression)
+                            if want_call or not conn.peer_fresh(started):
+                                last = mc.with_call(data, t, md, credentials, wait_for_ready, compression)
+                                peer = common.metadata_value(last[1].trailing_metadata(), PEER_METADATA)
+                                conn.learn_peer(peer, started)
+                            else:
+                                last = (mc(data, t, md, credentials, wait_for_ready, compression), None)
+                                peer = conn.peer
                         except grpc.RpcError as e:
                             err: Any = e
                             last = e
@@ -205,7 +217,7 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
                     result: Any = MeshRpcError(code, details, step.flags)
                     break
                 else:
-                    result = self._deliver(plan, span, data, last, step)
+                    result = self._deliver(plan, span, data, last, step, peer)
                     break
         except CallerDeadlineExceeded:
             code, details = common.caller_gave_up(plan, span)
@@ -217,7 +229,9 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
             raise result
         return result  # type: ignore[no-any-return]
 
-    def _deliver(self, plan: CallPlan, span: MeshSpan | None, data: bytes, result: Any, step: Deliver) -> Any:
+    def _deliver(
+        self, plan: CallPlan, span: MeshSpan | None, data: bytes, result: Any, step: Deliver, peer: str | None
+    ) -> Any:
         if isinstance(result, grpc.RpcError):
             err: Any = result
             trailing = err.trailing_metadata()
@@ -242,10 +256,10 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
             response_messages=1,
             request_bytes=len(data),
             response_bytes=len(response),
-            peer=common.metadata_value(rcall.trailing_metadata(), PEER_METADATA),
+            peer=peer,
         )
         ops = step.response_headers
-        if ops:
+        if ops and rcall is not None:
             rcall = _EditedCall(rcall, ops)
         return self._deser(response), rcall
 

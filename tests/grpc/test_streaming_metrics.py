@@ -9,6 +9,8 @@ import grpc
 import pytest
 
 from libmesh.adapters import grpc as mesh_grpc
+from libmesh.adapters._grpc_common import PEER_METADATA, PEER_TTL
+from libmesh.telemetry.metrics import Peer, encode_peer
 
 from .conftest import Start
 from .proto import echo_pb2, echo_pb2_grpc
@@ -17,6 +19,7 @@ from .support import (
     MODES,
     Echo,
     Mode,
+    SyncServer,
     always,
     make_mesh,
     metric_value,
@@ -139,3 +142,39 @@ def test_a_servicer_that_sets_a_code_without_raising_is_recorded_with_it(start: 
     wait_until(lambda: metric_value(server_mesh, "istio_requests_total") == 1)
     assert metric_value(server_mesh, "istio_requests_total", **labels) == 1
     assert metric_value(server_mesh, "istio_response_messages_total", **labels) == 0
+
+
+def test_a_plain_unary_call_labels_its_destination_with_the_identity_last_answered() -> None:
+    """A unary call whose caller wants only the response is made without grpc's call object, so it cannot
+    read the endpoint's identity trailer: it reuses what the endpoint answered within PEER_TTL seconds.
+    ``with_call`` always reads it, and so does a plain call once that time has passed."""
+    who = [encode_peer(Peer(workload="echo-a", namespace="default", app="echo"))]
+
+    def answer(request: bytes, context: Any) -> bytes:
+        context.set_trailing_metadata(((PEER_METADATA, who[0]),))
+        return request
+
+    def register(server: grpc.Server) -> None:
+        handler = grpc.unary_unary_rpc_method_handler(answer)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("peer.Who", {"Am": handler}),))
+
+    server = SyncServer(Echo(), extra=register)
+    now = [1000.0]
+    mesh = make_mesh(service_entry([(server.port, {"app": "echo"})]), clock=lambda: now[0])
+    try:
+        with mesh_grpc.channel(mesh, f"{HOST}:50051") as ch:
+            call = ch.unary_unary("/peer.Who/Am")
+            assert [call(b"x"), call(b"y")] == [b"x", b"y"]
+            who[0] = encode_peer(Peer(workload="echo-b", namespace="default", app="echo"))
+            call(b"z")  # within the TTL: still labelled echo-a
+            assert metric_value(mesh, "istio_requests_total", destination_workload="echo-a") == 3
+            call.with_call(b"w")  # reads the trailer whatever the time
+            assert metric_value(mesh, "istio_requests_total", destination_workload="echo-b") == 1
+            who[0] = encode_peer(Peer(workload="echo-c", namespace="default", app="echo"))
+            now[0] += PEER_TTL + 0.1
+            call(b"v")
+            call(b"u")
+            assert metric_value(mesh, "istio_requests_total", destination_workload="echo-c") == 2
+    finally:
+        server.stop()
+        mesh.close()
