@@ -332,7 +332,7 @@ class CallPlan:
             timeout=timeout,
             endpoint=endpoint,
             attempt=retry.attempts + 1 if retry is not None else 1,
-            mirrors=self._mirrors() if first and self.body_replayable else (),
+            mirrors=self._mirrors() if first and self.body_replayable and self.decision.mirrors else (),
             connect_timeout=cluster.policy.pool.connect_timeout or _DEFAULT_CONNECT_TIMEOUT,
             cluster_name=cluster.name,
             pool=cluster.policy.pool,

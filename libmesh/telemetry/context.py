@@ -69,6 +69,7 @@ def otel_current() -> OtelContext:
     assert _otel is not None
     return _otel.get_current()
 
+
 __all__ = [
     "DEADLINE_HEADER",
     "FORWARDED_HEADERS",
