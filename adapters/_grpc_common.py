@@ -23,7 +23,7 @@ from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
 
-from ._server import FAULT_HEADER, note_injected_fault
+from ._server import FAULT_HEADER, Inbound, note_injected_fault
 
 if TYPE_CHECKING:
     from libmesh.telemetry.tracing import MeshSpan
@@ -520,3 +520,147 @@ def local_reply(
         response_bytes=0,
     )
     return code, reply_details(step, code)
+
+
+# --- the server side ------------------------------------------------------------------------------------
+
+# Statuses that mean the server failed (OpenTelemetry's rule for gRPC server spans).
+_SERVER_ERRORS: Final = frozenset({2, 4, 12, 13, 14, 15})
+
+
+def client_address(peer: str | None) -> str | None:
+    """The client's IP address in grpc's peer string (``ipv4:127.0.0.1:5050``, ``ipv6:[::1]:5050``)."""
+    if not peer:
+        return None
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return rest[1 : rest.find("]")]
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return None
+
+
+def message_size(message: Any) -> int:
+    """A message's serialized size (protobuf messages know it without serializing again); 0 for a message
+    of another kind, whose size the interceptor cannot know."""
+    byte_size = getattr(message, "ByteSize", None)
+    return byte_size() if byte_size is not None else 0
+
+
+class ServerSide:
+    """What the server interceptors (sync and asyncio) do around every call they serve: start it (the
+    request's context activated for the servicer, its span) and end it (recorded once). Compiled, as the
+    interceptors, which subclass grpc's classes, cannot be."""
+
+    __slots__ = ("_last_peer", "mesh", "peer", "trailers")
+
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+        identity = mesh.peer_header
+        #: The identity entry the servicer context adds to trailers the servicer sets itself.
+        self.peer: tuple[str, str] | None = (PEER_METADATA, identity) if identity else None
+        #: The trailing metadata set up front on every call.
+        self.trailers: tuple[tuple[str, str], ...] | None = ((PEER_METADATA, identity),) if identity else None
+        # The last peer address grpc reported and the client address read from it: a connection makes many
+        # calls, and they all come from the same address.
+        self._last_peer: tuple[str | None, str | None] = (None, None)
+
+    def begin(self, context: Any, method: str, span_name: str) -> Inbound:
+        """Start serving ``method`` on grpc's servicer ``context``."""
+        # Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
+        # call's deadline, which gRPC keeps out of the metadata, is read when the app's context is built.
+        headers: dict[str, str] = {}
+        for item in context.invocation_metadata() or ():
+            key, value = item[0], item[1]
+            if not isinstance(value, str):
+                continue
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        peer = context.peer()
+        last = self._last_peer
+        if last[0] == peer:
+            client = last[1]
+        else:
+            client = client_address(peer)
+            self._last_peer = (peer, client)
+        mesh = self.mesh
+        return Inbound.begin(
+            mesh,
+            headers,
+            method="POST",
+            path=method,
+            scheme="http",
+            authority=mesh.local_service_host(),
+            client=client,
+            span_name=span_name,
+            time_remaining=context.time_remaining,
+        )
+
+    def end(self, inbound: Inbound, ctx: Any, error: BaseException | None) -> None:
+        """Finish the call ``begin`` started: ``ctx`` is the servicer context the servicer saw (it noted the
+        status and counted the messages), ``error`` what the servicer raised, if anything."""
+        code = ctx.code_set
+        if code is None:
+            code = OK if error is None else UNKNOWN
+        span_error: BaseException | str | None = None
+        if code != OK:
+            ctx._mark_fault(code)
+            if code in _SERVER_ERRORS:
+                span_error = GRPC_CODE_NAMES.get(code, str(code))
+        inbound.status = 200
+        inbound.request_bytes = ctx.received_bytes
+        inbound.response_bytes = ctx.sent_bytes
+        inbound.end(
+            span_error,
+            grpc_status=code,
+            request_messages=ctx.received,
+            response_messages=ctx.sent,
+        )
+
+
+class UnaryBehavior:
+    """The behaviour grpc's sync server calls for a method with one response: the servicer's, served
+    inside the mesh. ``make_context`` wraps grpc's servicer context (noting the status, counting messages);
+    ``count`` wraps a request stream so its messages are counted."""
+
+    __slots__ = ("_count", "_inner", "_make_context", "_method", "_side", "_span_name", "_streaming")
+
+    def __init__(
+        self,
+        side: ServerSide,
+        inner: Callable[[Any, Any], Any],
+        method: str,
+        streaming: bool,
+        make_context: Callable[[Any, Inbound, tuple[str, str] | None], Any],
+        count: Callable[[Any, Any], Any],
+    ) -> None:
+        self._side = side
+        self._inner = inner
+        self._method = method
+        self._span_name = method[1:]
+        self._streaming = streaming
+        self._make_context = make_context
+        self._count = count
+
+    def __call__(self, request: Any, context: Any) -> Any:
+        side = self._side
+        inbound = side.begin(context, self._method, self._span_name)
+        ctx = self._make_context(context, inbound, side.peer)
+        trailers = side.trailers
+        if trailers is not None:
+            context.set_trailing_metadata(trailers)
+        if self._streaming:
+            request = self._count(request, ctx)
+        else:
+            ctx.received = 1
+            ctx.received_bytes = message_size(request)
+        try:
+            response = self._inner(request, ctx)
+        except BaseException as e:
+            side.end(inbound, ctx, e)
+            raise
+        code = ctx.code_set
+        if code is None or code == OK:
+            ctx.sent = 1
+            ctx.sent_bytes = message_size(response)
+        side.end(inbound, ctx, None)
+        return response

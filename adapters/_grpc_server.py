@@ -11,28 +11,14 @@ import grpc
 import grpc.aio
 
 from libmesh.mesh import Mesh
-from libmesh.policy.grpc_codes import GRPC_CODE_NAMES, OK, UNKNOWN
+from libmesh.policy.grpc_codes import OK
 
-from ._grpc_common import PEER_METADATA
+from ._grpc_common import ServerSide, UnaryBehavior, message_size
 from ._server import FAULT_HEADER, Inbound
 
 __all__ = ["AioServerInterceptor", "ServerInterceptor"]
 
-# Statuses that mean the server failed (OpenTelemetry's rule for gRPC server spans).
-_SERVER_ERRORS: Final = frozenset({2, 4, 12, 13, 14, 15})
 _FAULT: Final = (FAULT_HEADER, "true")
-
-
-def _client_address(peer: str | None) -> str | None:
-    # "ipv4:127.0.0.1:5050", "ipv6:[::1]:5050"
-    if not peer:
-        return None
-    kind, _, rest = peer.partition(":")
-    if kind == "ipv6" and rest.startswith("["):
-        return rest[1 : rest.find("]")]
-    if kind == "ipv4":
-        return rest.rpartition(":")[0]
-    return None
 
 
 def _status_code(code: Any) -> int | None:
@@ -143,61 +129,13 @@ class _AioContext(_Context):
 class _Base:
     def __init__(self, mesh: Mesh) -> None:
         self.mesh = mesh
-        peer = mesh.peer_header
-        self._peer = (PEER_METADATA, peer) if peer else None
-        self._trailers = ((PEER_METADATA, peer),) if peer else None
+        side = ServerSide(mesh)
+        self._side = side
+        self._peer = side.peer
+        self._trailers = side.trailers
+        self._begin = side.begin
+        self._end = side.end
         self._wrapped: dict[int, tuple[Any, Any]] = {}
-        # The last peer address grpc reported and the client address read from it: a connection makes many
-        # calls, and they all come from the same address.
-        self._last_peer: tuple[str | None, str | None] = (None, None)
-
-    def _begin(self, context: Any, method: str, span_name: str) -> Inbound:
-        # Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
-        # call's deadline, which gRPC keeps out of the metadata, is read when the app's context is built.
-        headers: dict[str, str] = {}
-        for item in context.invocation_metadata() or ():
-            key, value = item[0], item[1]
-            if not isinstance(value, str):
-                continue
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
-        peer = context.peer()
-        last = self._last_peer
-        if last[0] == peer:
-            client = last[1]
-        else:
-            client = _client_address(peer)
-            self._last_peer = (peer, client)
-        mesh = self.mesh
-        return Inbound.begin(
-            mesh,
-            headers,
-            method="POST",
-            path=method,
-            scheme="http",
-            authority=mesh.local_service_host(),
-            client=client,
-            span_name=span_name,
-            time_remaining=context.time_remaining,
-        )
-
-    def _end(self, inbound: Inbound, ctx: _Context, error: BaseException | None) -> None:
-        code = ctx.code_set
-        if code is None:
-            code = OK if error is None else UNKNOWN
-        span_error: BaseException | str | None = None
-        if code != OK:
-            ctx._mark_fault(code)
-            if code in _SERVER_ERRORS:
-                span_error = GRPC_CODE_NAMES.get(code, str(code))
-        inbound.status = 200
-        inbound.request_bytes = ctx.received_bytes
-        inbound.response_bytes = ctx.sent_bytes
-        inbound.end(
-            span_error,
-            grpc_status=code,
-            request_messages=ctx.received,
-            response_messages=ctx.sent,
-        )
 
     def _cached(self, handler: Any, method: str, wrap: Callable[[Any, str], Any]) -> Any:
         entry = self._wrapped.get(id(handler))
@@ -262,32 +200,8 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
     def _unary(
         self, inner: Callable[[Any, Any], Any], method: str, streaming: bool
     ) -> Callable[[Any, Any], Any]:
-        span_name = method[1:]
-        peer, trailers = self._peer, self._trailers
-        begin, end = self._begin, self._end
-
-        def behavior(request: Any, context: Any) -> Any:
-            inbound = begin(context, method, span_name)
-            ctx = _Context(context, inbound, peer)
-            if trailers is not None:
-                context.set_trailing_metadata(trailers)
-            if streaming:
-                request = _count(request, ctx)
-            else:
-                ctx.received = 1
-                ctx.received_bytes = _size(request)
-            try:
-                response = inner(request, ctx)
-            except BaseException as e:
-                end(inbound, ctx, e)
-                raise
-            if ctx.code_set is None or ctx.code_set == OK:
-                ctx.sent = 1
-                ctx.sent_bytes = _size(response)
-            end(inbound, ctx, None)
-            return response
-
-        return behavior
+        # A compiled callable: this runs on every call, and interpreted it cost the call a frame of its own.
+        return UnaryBehavior(self._side, inner, method, streaming, _Context, _count)
 
     def _streaming(
         self, inner: Callable[[Any, Any], Iterator[Any]], method: str, streaming: bool
@@ -319,11 +233,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
         return behavior
 
 
-def _size(message: Any) -> int:
-    """A message's serialized size (protobuf messages know it without serializing again); 0 for a message
-    of another kind, whose size the interceptor cannot know."""
-    byte_size = getattr(message, "ByteSize", None)
-    return byte_size() if byte_size is not None else 0
+_size = message_size
 
 
 def _count(requests: Iterator[Any], ctx: _Context) -> Iterator[Any]:
