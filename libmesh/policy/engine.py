@@ -556,8 +556,10 @@ class _Leg:
         if not own:
             self.deliver = Deliver(route)
         else:
+            # The destination's 'add' already carries the route's value after its own for a header both add
+            # (see Snapshot's _under), so it goes last here, as it does for requests in _merge_request.
             self.deliver = Deliver(
-                HeaderOps({**own.set, **route.set}, {**own.add, **route.add}, own.remove + route.remove)
+                HeaderOps({**own.set, **route.set}, {**route.add, **own.add}, own.remove + route.remove)
             )
 
 

@@ -703,6 +703,29 @@ def test_the_routes_header_edits_win_over_a_weighted_destinations() -> None:
         assert (_after(ops, "x-a"), _after(ops, "x-b")) == ("route", None)
 
 
+def test_a_header_both_a_weighted_destination_and_its_route_add_carries_both_values() -> None:
+    # Envoy appends the weighted cluster's value, then the route's: neither replaces the other, on requests
+    # and on responses alike.
+    route_edits = "{add: {x-c: route}}"
+    edits = "{add: {x-c: dest}}"
+    text = vs(
+        "[reviews]",
+        f"- headers: {{request: {route_edits}, response: {route_edits}}}\n  route:\n"
+        f"  - destination: {{host: reviews, subset: v1}}\n    weight: 100\n"
+        f"    headers: {{request: {edits}, response: {edits}}}\n"
+        "  - destination: {host: reviews, subset: v2}\n    weight: 0",
+    )
+    mesh = Mesh(load_yaml(textwrap.dedent(_HEADER_SERVICE) + text))
+    plan = mesh.plan(Call(authority="reviews:9080", path="/"), body_replayable=True)
+    send = plan.first()
+    assert isinstance(send, Send), send
+    deliver = plan.sent(Outcome(status=200))
+    assert isinstance(deliver, Deliver), deliver
+    mesh.close()
+    for ops in (send.headers, deliver.response_headers):
+        assert _after(ops, "x-c") == "dest,route"
+
+
 @pytest.mark.parametrize(
     ("pool", "idle"),
     [
