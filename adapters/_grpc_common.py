@@ -567,14 +567,8 @@ class ServerSide:
 
     def begin(self, context: Any, method: str, span_name: str) -> Inbound:
         """Start serving ``method`` on grpc's servicer ``context``."""
-        # Invocation metadata as the mesh reads headers: lower-case names, text values, repeats joined. The
-        # call's deadline, which gRPC keeps out of the metadata, is read when the app's context is built.
-        headers: dict[str, str] = {}
-        for item in context.invocation_metadata() or ():
-            key, value = item[0], item[1]
-            if not isinstance(value, str):
-                continue
-            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        # The call's deadline, which gRPC keeps out of the metadata, is read when the app's context is built.
+        headers = metadata_dict(context.invocation_metadata())
         peer = context.peer()
         last = self._last_peer
         if last[0] == peer:
