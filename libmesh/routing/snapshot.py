@@ -43,6 +43,7 @@ from ..config.resources import (
     ServiceEntry,
     VirtualService,
 )
+from ..config.validation.service_entry import HTTP_PROTOCOLS, parse_protocol
 from ..workload import Workload
 from .call import Call
 from .decision import (
@@ -182,6 +183,7 @@ class Snapshot:
         "_policy_cache",
         "_registry_cache",
         "_registry_exact",
+        "_registry_http_ports",
         "_registry_wild",
         "_resolve_cache",
         "_root_namespace",
@@ -216,6 +218,8 @@ class Snapshot:
         # The service registry libmesh can see: Kubernetes names (``*.svc.<domain>``) plus ServiceEntry hosts
         # visible to the workload, each with the ServiceEntry's namespace.
         self._registry_exact: dict[str, str] = {}
+        # Per ServiceEntry host, the ports pilot serves HTTP on (HTTP protocols, and unknown ones it sniffs).
+        self._registry_http_ports: dict[str, set[int]] = {}
         self._registry_wild: list[tuple[str, str]] = []
         self._registry_cache: dict[str, bool] = {}
         # DestinationRules indexed as pilot's setDestinationRules does: per namespace the rules usable there,
@@ -287,6 +291,11 @@ class Snapshot:
                 else:
                     self._registry_exact.setdefault(fqdn, ns)
                     self._known_hosts.add(fqdn)
+                    self._registry_http_ports.setdefault(fqdn, set()).update(
+                        p.number
+                        for p in se.spec.ports
+                        if p.number is not None and _http_or_sniffed(p.protocol)
+                    )
         self._registry_wild.sort(key=lambda item: (-len(item[0]), item[0]))
         for dr in sorted(self.config.of_kind(DestinationRule), key=_destination_rule_order):
             self._add_destination_rule(dr, ns_of(dr))
@@ -321,6 +330,7 @@ class Snapshot:
             routes = self._http_routes(vs, ns, delegates)
             compiled: list[_CompiledRoute] | None = None
             first_host = ""
+            outside = self._non_registry_ports(vs, ns)
             for h in vs.spec.hosts:
                 fqdn = resolve_config_host(h, ns, self.domain)
                 if compiled is None:
@@ -339,9 +349,8 @@ class Snapshot:
                     self._wildcards.append((fqdn, vhost))
                     continue
                 self._exact_named.add(fqdn)
-                if not self._in_registry(fqdn):
-                    # Hosts that match no service get a virtual host on port 80 only.
-                    restricted = _restrict_ports(vhost, frozenset({80}))
+                if not self._in_registry(fqdn) and outside is not None:
+                    restricted = _restrict_ports(vhost, outside)
                     if restricted is None:
                         continue
                     vhost = restricted
@@ -353,6 +362,22 @@ class Snapshot:
             self._exact[fqdn] = claims[0]
         # Longest wildcard suffix first: the most specific wins (ties keep precedence order).
         self._wildcards.sort(key=lambda item: -len(item[0]))
+
+    def _non_registry_ports(self, vs: VirtualService, ns: str) -> frozenset[int] | None:
+        """The ports a host of ``vs`` that matches no service is routed on (``None``: every port). pilot puts
+        such a host in the route table of port 80, and in those of the HTTP ports of the services ``vs``
+        names (buildSidecarVirtualHostsForVirtualService). A Kubernetes service's ports are not known here:
+        one named in ``vs`` lets its other hosts be routed on every port."""
+        ports = {80}
+        for h in vs.spec.hosts:
+            fqdn = resolve_config_host(h, ns, self.domain)
+            if is_wildcard(fqdn) or not self._in_registry(fqdn):
+                continue
+            known = self._registry_http_ports.get(fqdn)
+            if known is None:
+                return None
+            ports.update(known)
+        return frozenset(ports)
 
     def _http_routes(
         self, vs: VirtualService, ns: str, delegates: Mapping[tuple[str, str], VirtualService]
@@ -931,6 +956,13 @@ def _virtual_host(name: str, compiled: list[_CompiledRoute], host: str, compiled
         ports = frozenset(r.port for r in compiled if r.port is not None)
     fast = ports is None and not any(r.by_port for r in compiled)
     return _VirtualHost(name, tuple(compiled), no_route, table, tests_path, ports, fast)
+
+
+def _http_or_sniffed(protocol: str | None) -> bool:
+    """Whether pilot builds HTTP routes for a port of ``protocol``: an HTTP one, or one it does not know
+    (whose protocol it sniffs)."""
+    name = parse_protocol(protocol)
+    return name is None or name in HTTP_PROTOCOLS
 
 
 def _restrict_ports(vhost: _VirtualHost, ports: frozenset[int]) -> _VirtualHost | None:

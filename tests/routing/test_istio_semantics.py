@@ -249,6 +249,31 @@ def test_virtual_service_for_a_host_outside_the_registry_applies_on_port_80_only
     assert with_se.route(call("bookinfo.example.com:8080")).virtual_service == "default/r"
 
 
+def test_a_host_outside_the_registry_is_routed_on_the_http_ports_of_the_services_its_virtual_service_names() -> (
+    None
+):
+    # pilot gives the VirtualService's non-registry hosts a virtual host on port 80 and in the route table of
+    # each HTTP (or sniffed) port of the services it names, and no other.
+    api = """
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: default}
+spec:
+  hosts: [api.internal]
+  resolution: DNS
+  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 3306, name: db, protocol: TCP},
+          {number: 7000, name: other}]
+"""
+    s = snap(vs("[api.internal, bookinfo.example.com]", f"- {route_to('v1')}") + api)
+    for port, routed in ((80, True), (9080, True), (7000, True), (3306, False), (8080, False)):
+        d = s.route(call(f"bookinfo.example.com:{port}"))
+        assert (d.virtual_service == "default/r") is routed, port
+    # A Kubernetes service's ports are not known: its VirtualService's other hosts are routed on every port.
+    k8s = snap(vs("[reviews, bookinfo.example.com]", f"- {route_to('v1')}"))
+    assert k8s.route(call("bookinfo.example.com:8080")).virtual_service == "default/r"
+
+
 def test_a_service_named_exactly_is_never_handed_to_a_wildcard_virtual_service() -> None:
     # computeWildcardHostVirtualServiceIndex maps a service to the VirtualService naming it exactly, when
     # one does; if that one has no route for this workload, the service keeps its default route.
