@@ -249,13 +249,16 @@ class Cluster:
 
     def _finish(self, key: str, outcome: Outcome | None) -> None:
         with self._lock:
-            n = self._active.get(key, 0) - 1
-            if n > 0:
-                self._active[key] = n
-            else:
-                self._active.pop(key, None)
+            self._uncount(key)
         if outcome is not None and self.outlier is not None:
             self.outlier.record(key, outcome)
+
+    def _uncount(self, key: str) -> None:
+        n = self._active.get(key, 0) - 1
+        if n > 0:
+            self._active[key] = n
+        else:
+            self._active.pop(key, None)
 
     def attempt(self, endpoint: Endpoint) -> Attempt:
         """A context manager around one attempt on ``endpoint``: :meth:`start` on entry, :meth:`finish`
@@ -266,23 +269,50 @@ class Cluster:
 
     def acquire_request(self) -> bool:
         """Take a request slot for one attempt; False when a limit is reached (503 ``UO``)."""
-        lim = self.limits
         with self._lock:
-            n = self._requests
-            if lim.max_requests is not None and n >= lim.max_requests:
-                self._overflow_requests += 1
+            return self._take_request()
+
+    def start_request(self, endpoint: Endpoint | None) -> bool:
+        """:meth:`acquire_request` and :meth:`start` in one step, for an attempt on ``endpoint`` (``None``: a
+        passthrough attempt, counted on no endpoint). False, with nothing taken, when a limit is reached
+        (503 ``UO``). The endpoint is picked first, as Envoy's router picks the host before its connection
+        pool checks the circuit breakers."""
+        with self._lock:
+            if not self._take_request():
                 return False
-            if (
-                lim.max_connections is not None
-                and lim.max_pending is not None
-                and n - lim.max_connections >= lim.max_pending
-            ):
-                self._overflow_pending += 1
-                return False
-            self._requests = n + 1
-            if self._recent is not None:
-                self._recent.add()
+            if endpoint is not None:
+                key = endpoint.key
+                self._active[key] = self._active.get(key, 0) + 1
             return True
+
+    def end_request(self, endpoint: Endpoint | None, outcome: Outcome | None) -> None:
+        """Give back what :meth:`start_request` took (:meth:`finish` and :meth:`release_request` in one
+        step); ``outcome`` goes to outlier detection (``None``: nothing to tell it)."""
+        with self._lock:
+            if self._requests > 0:
+                self._requests -= 1
+            if endpoint is not None:
+                self._uncount(endpoint.key)
+        if endpoint is not None and outcome is not None and self.outlier is not None:
+            self.outlier.record(endpoint.key, outcome)
+
+    def _take_request(self) -> bool:
+        lim = self.limits
+        n = self._requests
+        if lim.max_requests is not None and n >= lim.max_requests:
+            self._overflow_requests += 1
+            return False
+        if (
+            lim.max_connections is not None
+            and lim.max_pending is not None
+            and n - lim.max_connections >= lim.max_pending
+        ):
+            self._overflow_pending += 1
+            return False
+        self._requests = n + 1
+        if self._recent is not None:
+            self._recent.add()
+        return True
 
     def release_request(self) -> None:
         """Give back the slot of :meth:`acquire_request`."""

@@ -304,10 +304,7 @@ class CallPlan:
         cluster = self._cluster
         assert cluster is not None
         retry = self._retry
-        if not cluster.acquire_request():
-            self._release_retry()
-            return self._reply(503, _OVERFLOW_BODY, Flag.UPSTREAM_OVERFLOW)
-        self._holding_request = True
+        # As Envoy: the load balancer picks the host, then the host's pool checks the circuit breakers.
         if cluster.passthrough:
             endpoint = None
             host, port = self.mesh.passthrough_address(self._destination_host(), self.call)
@@ -315,11 +312,14 @@ class CallPlan:
             avoid = cast("tuple[str, ...]", retry.avoid) if retry is not None else ()
             endpoint = cluster.pick(self.call, avoid)
             if endpoint is None:
-                self._release()
+                self._release_retry()
                 return self._reply(503, _NO_HEALTHY_BODY, Flag.NO_HEALTHY_UPSTREAM)
             host, port = endpoint.address, endpoint.port
-            cluster.start(endpoint)
-            self._in_flight = True
+        if not cluster.start_request(endpoint):
+            self._release_retry()
+            return self._reply(503, _OVERFLOW_BODY, Flag.UPSTREAM_OVERFLOW)
+        self._holding_request = True
+        self._in_flight = endpoint is not None
         self.endpoint = endpoint
         timeout = self._attempt_timeout()
         retries = self.decision.retries
@@ -346,10 +346,7 @@ class CallPlan:
         chain, which is never retried (Istio issue #25160)."""
         cluster = self._cluster
         assert cluster is not None
-        if self.endpoint is not None and self._in_flight:
-            self._in_flight = False
-            cluster.finish(self.endpoint, outcome)
-        self._release()
+        self._release(outcome)
         now = self.mesh.clock()
         caller = self.call.deadline
         if outcome.failure is not None and caller is not None and now >= caller:
@@ -434,10 +431,15 @@ class CallPlan:
         names = sorted({str(f) for f in flags}, key=lambda f: _FLAG_ORDER.get(f, len(_FLAG_ORDER)))
         self.response_flags = ",".join(names)
 
-    def _release(self) -> None:
-        if self._holding_request and self._cluster is not None:
-            self._cluster.release_request()
+    def _release(self, outcome: Outcome | None = None) -> None:
+        """Give back the attempt's request slot and endpoint count (telling outlier detection ``outcome``,
+        when given) and the retry slot."""
+        cluster = self._cluster
+        if self._holding_request and cluster is not None:
             self._holding_request = False
+            endpoint = self.endpoint if self._in_flight else None
+            self._in_flight = False
+            cluster.end_request(endpoint, outcome)
         self._release_retry()
 
     def _release_retry(self) -> None:
@@ -531,9 +533,6 @@ class CallPlan:
         adapter): give back the endpoint and the circuit-breaker slots the call holds, so they do not leak,
         and record it once as Envoy records a downstream disconnect (response code 0, flag ``DC``). An
         attempt cut short this way tells outlier detection nothing."""
-        if self._in_flight and self._cluster is not None and self.endpoint is not None:
-            self._in_flight = False
-            self._cluster.finish(self.endpoint, None)
         self._release()
         if not self._recorded:
             self._flags.append(Flag.DOWNSTREAM_CONNECTION_TERMINATION)

@@ -122,6 +122,36 @@ def test_http2_max_requests_caps_requests_in_flight() -> None:
     assert c.stats().requests_overflowed == 9
 
 
+def test_start_request_takes_the_slot_and_counts_the_endpoint_in_one_step() -> None:
+    clock = FakeClock()
+    p = EffectivePolicy(
+        pool=PoolSettings(http2_max_requests=1),
+        outlier=OutlierSettings(consecutive_5xx=1, max_ejection_percent=100),
+    )
+    c = cluster(p, clock=clock)
+    first, second = c.endpoints[0], c.endpoints[1]
+    assert c.start_request(first)
+    # Refused at the limit: nothing is counted on the endpoint it was picked for.
+    assert not c.start_request(second)
+    stats = c.stats()
+    assert (stats.active_requests, stats.active_by_endpoint, stats.requests_overflowed) == (
+        1,
+        {first.key: 1},
+        1,
+    )
+    c.end_request(first, Outcome(status=503))
+    stats = c.stats()
+    assert (stats.active_requests, stats.active_by_endpoint, list(stats.ejected)) == (0, {}, [first.key])
+    # A passthrough attempt takes a slot on no endpoint; an attempt that ends without an outcome tells
+    # outlier detection nothing.
+    assert c.start_request(None)
+    c.end_request(None, None)
+    assert c.start_request(second)
+    c.end_request(second, None)
+    stats = c.stats()
+    assert (stats.active_requests, stats.active_by_endpoint, list(stats.ejected)) == (0, {}, [first.key])
+
+
 def test_pending_requests_count_beyond_max_connections() -> None:
     c = cluster(EffectivePolicy(pool=PoolSettings(max_connections=2, http1_max_pending_requests=1)))
     assert [c.acquire_request() for _ in range(4)] == [True, True, True, False]

@@ -12,7 +12,7 @@ import pytest
 
 from libmesh import Mesh
 from libmesh.config import load_yaml
-from libmesh.policy.engine import Deliver, Send
+from libmesh.policy.engine import Deliver, Reply, Send
 from libmesh.policy.outcome import Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import DEFAULT_RETRY_ON, Action, HeaderOps, Redirect
@@ -658,7 +658,7 @@ def test_namespace_qualified_short_name_reaches_the_service_and_its_rule() -> No
 
 # --- header edits of a route and its destinations: the order Envoy applies them in -------------------------
 
-_HEADER_SERVICE = """
+_REVIEWS_ENTRY = """
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -669,7 +669,10 @@ spec:
   resolution: STATIC
   ports: [{number: 9080, name: http, protocol: HTTP}]
   endpoints: [{address: 127.0.0.1, labels: {version: v1}}, {address: 127.0.0.2, labels: {version: v2}}]
----
+"""
+_HEADER_SERVICE = (
+    _REVIEWS_ENTRY
+    + """---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: default}
@@ -677,6 +680,38 @@ spec:
   host: reviews
   subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
 """
+)
+
+
+def test_no_healthy_upstream_is_answered_before_the_circuit_breaker_is_checked() -> None:
+    # Envoy's router asks the load balancer for a host first (none: 503 UH) and only then does the host's
+    # connection pool check the circuit breakers (503 UO).
+    dr_text = """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy:
+    connectionPool: {http: {http2MaxRequests: 1}}
+    outlierDetection: {consecutive5xxErrors: 1, maxEjectionPercent: 100, minHealthPercent: 0}
+"""
+    mesh = Mesh(load_yaml(textwrap.dedent(_REVIEWS_ENTRY) + dr_text))
+    call = Call(authority="reviews:9080", path="/")
+    plan = mesh.plan(call, body_replayable=True)
+    first = plan.first()
+    assert isinstance(first, Send)
+    cluster = next(iter(mesh.clusters().values()))
+    other = next(e for e in cluster.endpoints if e is not first.endpoint)
+    plan.sent(Outcome(status=503), fault_injected=True)  # this endpoint is ejected (no retry)
+    assert cluster.start_request(other)
+    cluster.end_request(other, Outcome(status=503))  # and the other one
+    assert len(cluster.stats().ejected) == 2
+    assert cluster.start_request(None)  # the only request slot is taken
+    reply = mesh.plan(call, body_replayable=True).first()
+    assert isinstance(reply, Reply) and (reply.status, reply.flags) == (503, "UH")
+    mesh.close()
 
 
 def _header_edits(destinations: str) -> tuple[HeaderOps, HeaderOps]:
