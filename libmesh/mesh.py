@@ -404,13 +404,14 @@ class Mesh:
         """The policy plan for one outbound ``call`` (see :mod:`libmesh.policy.engine`)."""
         return CallPlan(self, call, body_replayable=body_replayable, protocol=protocol)
 
-    def call_headers(self, request_headers: Mapping[str, str]) -> dict[str, str]:
+    def call_headers(self, request_headers: Mapping[str, str]) -> Mapping[str, str]:
         """The headers an outbound call is routed on: the request's own (lower-case names) over the ones
         propagated from the inbound request being served (trace context, ``x-request-id``, MeshConfig's
-        ``propagateHeaders``), so header routing works across hops without app code."""
+        ``propagateHeaders``), so header routing works across hops without app code. With nothing
+        propagated this is ``request_headers`` itself, not a copy: the mesh never changes a call's headers."""
         ctx = _context.current()
         if ctx is None or not ctx.headers:
-            return dict(request_headers)
+            return request_headers
         merged = dict(ctx.headers)
         merged.update(request_headers)
         return merged
