@@ -12,7 +12,7 @@ outlier feedback, telemetry) happens here, once, for every adapter::
     response = drive(plan, send=send_attempt, reply=make_local_response, discard=close_response)
 
 The order matches Envoy's filter chain: fault delay -> fault abort -> route timeout -> retries (with the
-budget) -> circuit breaker -> endpoint pick (load balancer over outlier-healthy endpoints) -> per-try timeout.
+budget) -> endpoint pick (load balancer over outlier-healthy endpoints) -> circuit breaker -> per-try timeout.
 """
 
 from __future__ import annotations
