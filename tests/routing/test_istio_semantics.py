@@ -714,9 +714,11 @@ spec:
     mesh.close()
 
 
-def _header_edits(destinations: str) -> tuple[HeaderOps, HeaderOps]:
-    """The request and response edits the plan gives the attempt and the delivered response."""
-    route_edits = "{set: {x-a: route}, remove: [x-b]}"
+def _header_edits(
+    destinations: str, route_edits: str = "{set: {x-a: route}, remove: [x-b]}"
+) -> tuple[HeaderOps, HeaderOps]:
+    """The request and response edits the plan gives the attempt and the delivered response, with the
+    route's own ``route_edits`` on both."""
     text = vs(
         "[reviews]",
         f"- headers: {{request: {route_edits}, response: {route_edits}}}\n  route:\n{destinations}",
@@ -766,23 +768,13 @@ def test_the_routes_header_edits_win_over_a_weighted_destinations() -> None:
 def test_a_header_both_a_weighted_destination_and_its_route_add_carries_both_values() -> None:
     # Envoy appends the weighted cluster's value, then the route's: neither replaces the other, on requests
     # and on responses alike.
-    route_edits = "{add: {x-c: route}}"
     edits = "{add: {x-c: dest}}"
-    text = vs(
-        "[reviews]",
-        f"- headers: {{request: {route_edits}, response: {route_edits}}}\n  route:\n"
+    dests = (
         f"  - destination: {{host: reviews, subset: v1}}\n    weight: 100\n"
         f"    headers: {{request: {edits}, response: {edits}}}\n"
-        "  - destination: {host: reviews, subset: v2}\n    weight: 0",
+        "  - destination: {host: reviews, subset: v2}\n    weight: 0"
     )
-    mesh = Mesh(load_yaml(textwrap.dedent(_HEADER_SERVICE) + text))
-    plan = mesh.plan(Call(authority="reviews:9080", path="/"), body_replayable=True)
-    send = plan.first()
-    assert isinstance(send, Send), send
-    deliver = plan.sent(Outcome(status=200))
-    assert isinstance(deliver, Deliver), deliver
-    mesh.close()
-    for ops in (send.headers, deliver.response_headers):
+    for ops in _header_edits(dests, route_edits="{add: {x-c: route}}"):
         assert _after(ops, "x-c") == "dest,route"
 
 
