@@ -366,17 +366,19 @@ class Snapshot:
     def _non_registry_ports(self, vs: VirtualService, ns: str) -> frozenset[int] | None:
         """The ports a host of ``vs`` that matches no service is routed on (``None``: every port). pilot puts
         such a host in the route table of port 80, and in those of the HTTP ports of the services ``vs``
-        names (buildSidecarVirtualHostsForVirtualService). A Kubernetes service's ports are not known here:
-        one named in ``vs`` lets its other hosts be routed on every port."""
+        names (buildSidecarVirtualHostsForVirtualService): those named by their exact host (a name that only
+        a wildcard ServiceEntry host covers is not one). A Kubernetes service's ports are not known here: one
+        named in ``vs`` lets its other hosts be routed on every port."""
         ports = {80}
         for h in vs.spec.hosts:
             fqdn = resolve_config_host(h, ns, self.domain)
-            if is_wildcard(fqdn) or not self._in_registry(fqdn):
+            if is_wildcard(fqdn):
                 continue
             known = self._registry_http_ports.get(fqdn)
-            if known is None:
+            if known is not None:
+                ports.update(known)
+            elif fqdn.endswith(f".svc.{self.domain}"):
                 return None
-            ports.update(known)
         return frozenset(ports)
 
     def _http_routes(

@@ -272,6 +272,13 @@ spec:
     # A Kubernetes service's ports are not known: its VirtualService's other hosts are routed on every port.
     k8s = snap(vs("[reviews, bookinfo.example.com]", f"- {route_to('v1')}"))
     assert k8s.route(call("bookinfo.example.com:8080")).virtual_service == "default/r"
+    # A name only a wildcard ServiceEntry host covers is no service of its own in pilot's registry map.
+    wild = snap(
+        vs("[a.foo.com, bookinfo.example.com]", f"- {route_to('v1')}")
+        + se('["*.foo.com"]', resolution="NONE")
+    )
+    assert wild.route(call("bookinfo.example.com:8080")).virtual_service is None
+    assert wild.route(call("bookinfo.example.com")).virtual_service == "default/r"
 
 
 def test_a_service_named_exactly_is_never_handed_to_a_wildcard_virtual_service() -> None:
