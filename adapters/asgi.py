@@ -76,7 +76,8 @@ class MeshMiddleware:
             authority=authority,
             client=client[0] if client else None,
         )
-        peer = self._peer
+        # The caller may already know who answers (see PeerExchange): then the identity is left out.
+        peer = self._peer if self.mesh.peer_exchange.answers(headers.get("x-libmesh-peer")) else None
 
         async def counting_receive() -> Message:
             message = await receive()

@@ -109,7 +109,8 @@ class MeshMiddleware:
             client=environ.get("REMOTE_ADDR"),
         )
         inbound.request_bytes = int(length) if length and str(length).isdigit() else 0
-        peer = self.mesh.peer_header
+        # The caller may already know who answers (see PeerExchange): then the identity is left out.
+        peer = self.mesh.peer_header if self.mesh.peer_exchange.answers(headers.get(_PEER_HEADER)) else None
 
         def recording_start_response(status: str, response_headers: list[tuple[str, str]], *args: Any) -> Any:
             inbound.status = int(status.split(" ", 1)[0])

@@ -50,6 +50,7 @@ from .routing.policy import EffectivePolicy, effective_policy
 from .routing.snapshot import Snapshot
 from .telemetry import context as _context
 from .telemetry.accesslog import AccessLogEntry, AccessLogger, default_details
+from .telemetry.exchange import PeerExchange
 from .workload import Workload
 
 if TYPE_CHECKING:
@@ -128,6 +129,8 @@ class Mesh:
         )
         self._peer = self._local_peer()
         self._peer_header = _encode_peer(self._peer)
+        #: The metadata exchange with the other end of each call (see :class:`PeerExchange`).
+        self.peer_exchange = PeerExchange(self._peer_header, self.clock)
         #: What every attempt carries when no request is being served and no deadline applies: who we are.
         #: Shared (never mutated) so the engine can cache what it builds from it.
         self.static_propagated: Mapping[str, str] = (
