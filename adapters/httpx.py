@@ -33,11 +33,12 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+import httpcore
 import httpx
 
 from libmesh.errors import CallerDeadlineExceeded
@@ -261,11 +262,28 @@ def _attempt_request(
     headers: HeaderOps,
     trace: dict[str, str] | None = None,
     traced: frozenset[str] = frozenset(),
+    peer: tuple[bytes, bytes] | None = None,
 ) -> httpx.Request:
     """The request for one attempt (or a mirror): sent to the step's address with the header edits applied,
     then ``trace`` (the client span's ``traceparent``/``tracestate``/``baggage``) written over them.
-    ``traced`` names every header the tracer owns: the request's own and the edits' are dropped for it."""
+    ``traced`` names every header the tracer owns: the request's own and the edits' are dropped for it.
+    ``peer`` is (this workload's identity header value, the value to send instead) when the endpoint may
+    skip its answer (:class:`~libmesh.telemetry.exchange.PeerExchange`)."""
+    items, extensions = _attempt_parts(request, step, headers, trace, traced, peer)
     url = _rewrite_url(request.url, step.host, step.port, path)
+    return _derive(request, url, _make_headers(items), extensions)
+
+
+def _attempt_parts(
+    request: httpx.Request,
+    step: Send | MirrorSend,
+    headers: HeaderOps,
+    trace: dict[str, str] | None,
+    traced: frozenset[str],
+    peer: tuple[bytes, bytes] | None,
+) -> tuple[list[_HeaderItem], dict[str, Any]]:
+    """The headers (as httpx.Headers keeps them) and extensions of one attempt (see
+    :func:`_attempt_request`)."""
     drop, set_items, add = _edits(headers, traced)
     host = step.authority.encode("utf-8")
     # One pass over the request's headers, in order: an httpx.Headers edit scans every header per name.
@@ -285,7 +303,13 @@ def _attempt_request(
             items.append(item)
     if host:
         items.insert(0, (b"Host", b"host", host))
-    items.extend(set_items)
+    if peer is None:
+        items.extend(set_items)
+    else:
+        # Only the identity the mesh set: a route that sets the header itself keeps its value.
+        own, value = peer
+        for item in set_items:
+            items.append((item[0], item[1], value) if item[1] == _PEER and item[2] == own else item)
     if len(appended) < len(add):
         items.extend((name, name, value) for name, value in add.items() if name not in appended)
     if trace:
@@ -293,7 +317,181 @@ def _attempt_request(
     extensions = dict(request.extensions)
     if isinstance(step, Send):
         extensions["timeout"] = _attempt_timeouts(extensions.get("timeout"), step)
-    return _derive(request, url, _make_headers(items), extensions)
+    return items, extensions
+
+
+def _core_request(
+    request: httpx.Request, step: Send, items: list[_HeaderItem], extensions: dict[str, Any]
+) -> httpcore.Request | None:
+    """The attempt as the httpcore request an ``httpx.HTTPTransport`` would make of it, built from what the
+    mesh already has (the transport would read each part back through httpx's properties and check it
+    again); ``None`` when the address is not a plain ASCII host (the transport's own path handles it)."""
+    host = step.host
+    if not _CORE_LAYOUT or not host.isascii() or "%" in host or not step.path.isascii():
+        return None
+    url = httpcore.URL.__new__(httpcore.URL)
+    url.scheme = request.url.raw_scheme
+    url.host = host.lower().encode("ascii")
+    url.port = step.port
+    url.target = step.path.encode("ascii")
+    core = httpcore.Request.__new__(httpcore.Request)
+    core.method = request.method.encode("ascii")
+    core.url = url
+    core.headers = [(item[0], item[2]) for item in items]
+    core.stream = request.stream
+    core.extensions = extensions
+    return core
+
+
+def _core_layout_known() -> bool:
+    """Whether httpcore's ``Request`` and ``URL`` keep their state as the plain attributes httpcore 1.x
+    gives them: then :func:`_core_request` fills them in directly."""
+    url = httpcore.URL(scheme=b"http", host=b"probe", port=80, target=b"/")
+    request = httpcore.Request(b"GET", url, headers=[(b"A", b"1")], content=b"", extensions={})
+    return (
+        vars(url).keys() == {"scheme", "host", "port", "target"}
+        and vars(request).keys() == {"method", "url", "headers", "stream", "extensions"}
+        and request.headers == [(b"A", b"1")]
+    )
+
+
+_CORE_LAYOUT = _core_layout_known()
+
+
+def _core_pool(transport: object) -> httpcore.ConnectionPool | None:
+    """The httpcore pool behind ``transport`` when it is a plain ``httpx.HTTPTransport`` (whose
+    ``handle_request`` only converts to and from httpcore, which the mesh does for less); ``None``
+    otherwise (a subclass or another transport: it is called through its own API)."""
+    if type(transport) is not httpx.HTTPTransport:
+        return None
+    pool = getattr(transport, "_pool", None)
+    return pool if isinstance(pool, httpcore.ConnectionPool) else None
+
+
+def _async_core_pool(transport: object) -> httpcore.AsyncConnectionPool | None:
+    """The asyncio twin of :func:`_core_pool`."""
+    if type(transport) is not httpx.AsyncHTTPTransport:
+        return None
+    pool = getattr(transport, "_pool", None)
+    return pool if isinstance(pool, httpcore.AsyncConnectionPool) else None
+
+
+_CORE_ERRORS: dict[type[BaseException], type[httpx.TransportError] | None] = {}
+
+
+def _core_error(exc: BaseException) -> type[httpx.TransportError] | None:
+    """The httpx exception an ``httpx.HTTPTransport`` raises for httpcore's ``exc`` (the same name: httpx
+    mirrors httpcore's exceptions), or ``None`` for any other exception, which is raised as it is."""
+    kind = type(exc)
+    if kind in _CORE_ERRORS:
+        return _CORE_ERRORS[kind]
+    mapped: type[httpx.TransportError] | None = None
+    for cls in kind.__mro__:
+        if cls.__module__.partition(".")[0] != "httpcore":
+            continue
+        target = getattr(httpx, cls.__name__, None)
+        if isinstance(target, type) and issubclass(target, httpx.TransportError):
+            mapped = target
+            break
+    _CORE_ERRORS[kind] = mapped
+    return mapped
+
+
+def _core_httpx_error(exc: Exception) -> httpx.TransportError | None:
+    """The httpx error to raise for httpcore's ``exc`` (see :func:`_core_error`), or ``None``."""
+    mapped = _core_error(exc)
+    return None if mapped is None else mapped(str(exc))
+
+
+def _send_core(pool: httpcore.ConnectionPool, request: httpcore.Request) -> httpx.Response:
+    """Send ``request`` through ``pool`` as ``httpx.HTTPTransport.handle_request`` does."""
+    try:
+        response = pool.handle_request(request)
+    except Exception as e:
+        mapped = _core_httpx_error(e)
+        if mapped is None:
+            raise
+        raise mapped from e
+    return _core_response(response, _CoreStream(cast("Iterable[bytes]", response.stream)))
+
+
+async def _send_core_async(pool: httpcore.AsyncConnectionPool, request: httpcore.Request) -> httpx.Response:
+    """The asyncio twin of :func:`_send_core`."""
+    try:
+        response = await pool.handle_async_request(request)
+    except Exception as e:
+        mapped = _core_httpx_error(e)
+        if mapped is None:
+            raise
+        raise mapped from e
+    return _core_response(response, _AsyncCoreStream(cast("AsyncIterable[bytes]", response.stream)))
+
+
+def _core_response(
+    response: httpcore.Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    """httpcore's response as the ``httpx.Response`` the transport would have made of it."""
+    return httpx.Response(
+        status_code=response.status, headers=response.headers, stream=stream, extensions=response.extensions
+    )
+
+
+class _CoreStream(httpx.SyncByteStream):
+    """httpcore's response body as httpx's transport passes it on: its errors raised as httpx's."""
+
+    def __init__(self, inner: Iterable[bytes]) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._inner
+        except Exception as e:
+            mapped = _core_httpx_error(e)
+            if mapped is None:
+                raise
+            raise mapped from e
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+class _AsyncCoreStream(httpx.AsyncByteStream):
+    """The asyncio twin of :class:`_CoreStream`."""
+
+    def __init__(self, inner: AsyncIterable[bytes]) -> None:
+        self._inner = inner
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _AsyncCoreChunks(self._inner.__aiter__())
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._inner, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class _AsyncCoreChunks:
+    """The chunks of an :class:`_AsyncCoreStream` (an iterator class: the compiled build cannot compile an
+    async generator)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> _AsyncCoreChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await self._chunks.__anext__()
+        except StopAsyncIteration:
+            raise
+        except Exception as e:
+            mapped = _core_httpx_error(e)
+            if mapped is None:
+                raise
+            raise mapped from e
 
 
 # (name as sent, lower-case name, value): the item httpx.Headers keeps per header.
@@ -425,9 +623,10 @@ _FAULT = FAULT_HEADER.encode("latin-1")
 _PEER = _PEER_HEADER.encode("latin-1")
 
 
-def _outcome(response: httpx.Response) -> Outcome:
+def _outcome(response: httpx.Response, mesh: Mesh, endpoint: str | None, asked: bool) -> Outcome:
     """The attempt's outcome, reading the response headers the mesh needs in one pass (a ``Headers`` lookup
-    scans and decodes every header each time)."""
+    scans and decodes every header each time). The destination's identity is resolved through the mesh's
+    exchange for ``endpoint`` (``asked``: the request let it skip its answer)."""
     grpc: int | None = None
     injected = False
     peer: str | None = None
@@ -439,6 +638,8 @@ def _outcome(response: httpx.Response) -> Outcome:
             injected = True
         elif name == _PEER:
             peer = raw_value.decode("latin-1")
+    if endpoint is not None:
+        peer = mesh.peer_exchange.resolve(endpoint, peer, asked)
     response.extensions["libmesh"] = (injected, peer)
     if grpc is None:
         status = response.status_code
@@ -632,15 +833,38 @@ class _AsyncChunks:
         return chunk
 
 
-def _traced_attempt(mesh: Mesh, request: httpx.Request, span: MeshSpan | None, step: Send) -> httpx.Request:
-    """The request of one attempt, carrying the client span's trace context."""
+def _traced_attempt(
+    mesh: Mesh, request: httpx.Request, span: MeshSpan | None, step: Send, peer: tuple[bytes, bytes] | None
+) -> httpx.Request:
+    """The request of one attempt, carrying the client span's trace context (``peer``: see
+    :func:`_attempt_request`)."""
+    items, extensions = _traced_parts(mesh, request, span, step, peer)
+    url = _rewrite_url(request.url, step.host, step.port, step.path)
+    return _derive(request, url, _make_headers(items), extensions)
+
+
+def _traced_parts(
+    mesh: Mesh, request: httpx.Request, span: MeshSpan | None, step: Send, peer: tuple[bytes, bytes] | None
+) -> tuple[list[_HeaderItem], dict[str, Any]]:
+    """The headers and extensions of one attempt, carrying the client span's trace context."""
     tracer = mesh.tracer
     if tracer is None:
-        return _attempt_request(request, step, step.path, step.headers)
+        return _attempt_parts(request, step, step.headers, None, frozenset(), peer)
     # Into a plain dict first: editing httpx.Headers costs a scan per name.
     trace: dict[str, str] = {}
     tracer.inject(span, trace)
-    return _attempt_request(request, step, step.path, step.headers, trace, tracer.fields)
+    return _attempt_parts(request, step, step.headers, trace, tracer.fields, peer)
+
+
+def _asking(mesh: Mesh, own: bytes, step: Send) -> tuple[str | None, tuple[bytes, bytes] | None]:
+    """The attempt's endpoint key (``None``: no endpoint, a passthrough) and, when the endpoint may skip
+    its identity answer, what its identity header is sent as instead (see :func:`_attempt_request`)."""
+    endpoint = step.endpoint
+    if endpoint is None:
+        return None, None
+    key = endpoint.key
+    value = mesh.peer_exchange.request_value(key)
+    return key, None if value is None else (own, value.encode("latin-1"))
 
 
 def _deliver(response: httpx.Response, plan: CallPlan, step: Deliver, request_bytes: int) -> httpx.Response:
@@ -672,6 +896,7 @@ class MeshTransport(httpx.BaseTransport):
 
     def __init__(self, mesh: Mesh, transport: httpx.BaseTransport | None = None) -> None:
         self.mesh = mesh
+        self._own_peer = (mesh.peer_header or "").encode("latin-1")
         self._inner = transport or httpx.HTTPTransport()
         self._pools: _Pools[httpx.BaseTransport] = _Pools(
             self._inner, None if transport is not None else _sync_transport
@@ -730,14 +955,24 @@ class MeshTransport(httpx.BaseTransport):
         self, request: httpx.Request, span: MeshSpan | None, step: Send
     ) -> tuple[Outcome, httpx.Response | None]:
         """One attempt: its request sent through the destination's pool; a transport error is an outcome."""
-        attempt = _traced_attempt(self.mesh, request, span, step)
+        mesh = self.mesh
+        endpoint, peer = _asking(mesh, self._own_peer, step)
         if step.mirrors:
             self._mirror(request, step)
+        inner = self._pools.get(step)
+        pool = _core_pool(inner)
+        core = None
+        if pool is not None:
+            items, extensions = _traced_parts(mesh, request, span, step, peer)
+            core = _core_request(request, step, items, extensions)
         try:
-            response = self._pools.get(step).handle_request(attempt)
+            if core is not None and pool is not None:
+                response = _send_core(pool, core)
+            else:
+                response = inner.handle_request(_traced_attempt(mesh, request, span, step, peer))
         except httpx.TransportError as e:
             return Outcome(failure=_classify(e)), None
-        return _outcome(response), response
+        return _outcome(response, mesh, endpoint, peer is not None), response
 
     def _mirror(self, request: httpx.Request, step: Send) -> None:
         with self._mirror_lock:
@@ -778,6 +1013,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, mesh: Mesh, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.mesh = mesh
+        self._own_peer = (mesh.peer_header or "").encode("latin-1")
         self._inner = transport or httpx.AsyncHTTPTransport()
         self._pools: _Pools[httpx.AsyncBaseTransport] = _Pools(
             self._inner, None if transport is not None else _async_transport
@@ -835,27 +1071,38 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         self, request: httpx.Request, span: MeshSpan | None, step: Send
     ) -> tuple[Outcome, httpx.Response | None]:
         """One attempt; a transport error or the attempt's own timeout is an outcome."""
-        attempt = _traced_attempt(self.mesh, request, span, step)
+        mesh = self.mesh
+        endpoint, peer = _asking(mesh, self._own_peer, step)
         for m in step.mirrors:
             shadow = _attempt_request(request, m, step.path, step.headers)
             task = asyncio.ensure_future(self._send_shadow(shadow))
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
         inner = self._pools.get(step)
+        pool = _async_core_pool(inner)
+        core = None
+        if pool is not None:
+            items, extensions = _traced_parts(mesh, request, span, step, peer)
+            core = _core_request(request, step, items, extensions)
+        sending = (
+            _send_core_async(pool, core)
+            if core is not None and pool is not None
+            else inner.handle_async_request(_traced_attempt(mesh, request, span, step, peer))
+        )
         try:
             if step.timeout is not None and step.policy_timeout:
                 # asyncio.timeout rather than wait_for: no task per attempt (8 us against 3 us). A limit that
                 # is only the caller's own timeout is left to the transport, which has it in the attempt's
                 # timeouts, as it would without the mesh.
                 async with asyncio.timeout(step.timeout):
-                    response = await inner.handle_async_request(attempt)
+                    response = await sending
             else:
-                response = await inner.handle_async_request(attempt)
+                response = await sending
         except TimeoutError:
             return Outcome(failure=Failure.TIMEOUT), None
         except httpx.TransportError as e:
             return Outcome(failure=_classify(e)), None
-        return _outcome(response), response
+        return _outcome(response, mesh, endpoint, peer is not None), response
 
     async def _send_shadow(self, request: httpx.Request) -> None:
         try:

@@ -6,7 +6,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
@@ -160,9 +160,9 @@ class ServerPool:
 
 
 @contextmanager
-def reset_server() -> Iterator[int]:
-    """A TCP server on 127.0.0.1 that reads each request and resets the connection before any response
-    (Envoy's "disconnect/reset before headers"); yields the port."""
+def _raw_server(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 that reads each request and hands the connection to ``answer`` before
+    closing it; yields the port."""
     sock = _socket()
     port = sock.getsockname()[1]
     stop = threading.Event()
@@ -178,8 +178,8 @@ def reset_server() -> Iterator[int]:
                 conn.settimeout(1.0)
                 with suppress(OSError):
                     conn.recv(65536)
-                # Linger 0: close() sends a TCP RST instead of a FIN.
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with suppress(OSError):
+                    answer(conn)
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -189,6 +189,27 @@ def reset_server() -> Iterator[int]:
         stop.set()
         thread.join(5)
         sock.close()
+
+
+def _reset(conn: socket.socket) -> None:
+    # Linger 0: close() sends a TCP RST instead of a FIN.
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _short_body(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 10)
+
+
+def reset_server() -> AbstractContextManager[int]:
+    """A TCP server on 127.0.0.1 that reads each request and resets the connection before any response
+    (Envoy's "disconnect/reset before headers"); yields the port."""
+    return _raw_server(_reset)
+
+
+def short_body_server() -> AbstractContextManager[int]:
+    """A TCP server on 127.0.0.1 that answers each request with a 200 promising 100 bytes of body, sends
+    10 and closes the connection; yields the port."""
+    return _raw_server(_short_body)
 
 
 @contextmanager

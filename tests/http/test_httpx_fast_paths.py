@@ -3,12 +3,18 @@ it reads must be what the public API gives, on requests and URLs that exercise e
 
 from __future__ import annotations
 
+import httpcore
 import httpx
 import pytest
 
 from libmesh import Mesh
 from libmesh.adapters import httpx as adapter
 from libmesh.config import load_yaml
+from libmesh.policy.engine import Send
+from libmesh.routing.decision import HeaderOps
+
+from .servers import short_body_server
+from .support import MODES, Mode, call, make_mesh, service_entry
 
 URLS = [
     "http://reviews:9080/reviews/1",
@@ -24,7 +30,96 @@ URLS = [
 
 def test_the_probes_find_httpx_0_2x_layouts() -> None:
     # If httpx changes its layout the transport falls back to the public API; this says it did.
-    assert adapter._URL_REFERENCE and adapter._ITEMS and adapter._REQUEST_STATE
+    assert adapter._URL_REFERENCE and adapter._ITEMS and adapter._REQUEST_STATE and adapter._CORE_LAYOUT
+
+
+class _Capture:
+    """Stands in for an ``httpx.HTTPTransport``'s httpcore pool: keeps the httpcore request the transport
+    made and answers 204."""
+
+    def __init__(self) -> None:
+        self.request: httpcore.Request | None = None
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        self.request = request
+        return httpcore.Response(204)
+
+
+# (URL the app calls, endpoint host the mesh picked)
+ATTEMPTS = [
+    ("http://reviews:9080/reviews/1", "127.0.0.1"),
+    ("https://Reviews.Example:443/a%20b/c?x=1&y=%2F", "Reviews.Example"),
+    ("http://reviews:9080/p?", "::1"),
+    ("http://reviews/p;params?q=a+b", "reviews-v2.internal"),
+]
+
+
+@pytest.mark.parametrize(("text", "host"), ATTEMPTS)
+def test_the_httpcore_request_is_the_one_httpx_transport_makes(text: str, host: str) -> None:
+    request = httpx.Client().build_request("POST", text, headers={"End-User": "jason"}, content=b"body")
+    path = adapter._url_parts(request.url)[2]
+    ops = HeaderOps({"x-set": "1"}, {"end-user": "ann"}, ("accept",))
+    step = Send(host, 9080, "reviews:9080", path, ops, 2.5, None, 0, connect_timeout=1.0)
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    traced = frozenset({"traceparent", "tracestate", "baggage"})
+    peer = (b"w=a", b"w=a,k=0123456789ab")
+
+    items, extensions = adapter._attempt_parts(request, step, ops, trace, traced, peer)
+    ours = adapter._core_request(request, step, items, extensions)
+
+    attempt = adapter._attempt_request(request, step, path, ops, trace, traced, peer)
+    transport = httpx.HTTPTransport()
+    capture = _Capture()
+    transport._pool = capture  # type: ignore[assignment]
+    transport.handle_request(attempt)
+    theirs = capture.request
+    assert ours is not None and theirs is not None
+    assert ours.method == theirs.method
+    assert (ours.url.scheme, ours.url.host, ours.url.port, ours.url.target) == (
+        theirs.url.scheme,
+        theirs.url.host,
+        theirs.url.port,
+        theirs.url.target,
+    )
+    assert ours.headers == theirs.headers
+    assert ours.extensions == theirs.extensions and ours.extensions["timeout"]["read"] == 2.5
+    assert ours.stream is theirs.stream
+
+
+def test_a_host_httpcore_cannot_take_as_is_goes_through_the_transport() -> None:
+    request = httpx.Client().build_request("GET", "http://reviews:9080/")
+    step = Send("bücher.example", 9080, "reviews:9080", "/", HeaderOps(), None, None, 0)
+    items, extensions = adapter._attempt_parts(request, step, step.headers, None, frozenset(), None)
+    assert adapter._core_request(request, step, items, extensions) is None
+
+
+def test_only_a_plain_httpx_transport_is_bypassed() -> None:
+    class Own(httpx.HTTPTransport):
+        pass
+
+    plain, own = httpx.HTTPTransport(), Own()
+    try:
+        assert adapter._core_pool(plain) is plain._pool
+        assert adapter._core_pool(own) is None
+        assert adapter._core_pool(httpx.MockTransport(lambda r: httpx.Response(200))) is None
+    finally:
+        plain.close()
+        own.close()
+
+
+def test_httpcore_errors_become_the_httpx_errors_the_transport_raises() -> None:
+    names = [
+        name
+        for name in dir(httpcore)
+        if isinstance(getattr(httpcore, name), type) and issubclass(getattr(httpcore, name), Exception)
+    ]
+    assert {"ConnectError", "ReadTimeout", "RemoteProtocolError", "PoolTimeout"} <= set(names)
+    for name in names:
+        # httpx mirrors each of httpcore's errors under the same name; httpcore's internal retry signal
+        # (ConnectionNotAvailable) has no twin and is raised as it is, as httpx's transport does.
+        expected = getattr(httpx, name, None)
+        assert adapter._core_error(getattr(httpcore, name)("boom")) is expected, name
+    assert adapter._core_error(ValueError("not httpcore's")) is None
 
 
 @pytest.mark.parametrize("text", URLS)
@@ -58,6 +153,21 @@ def test_the_outcome_reads_the_mesh_headers_whatever_their_case() -> None:
         200,
         headers=[("Grpc-Status", "14"), ("X-LibMesh-Fault-Injected", "1"), ("X-Libmesh-Peer", "w=a,ns=b")],
     )
-    outcome = adapter._outcome(response)
+    mesh = Mesh()
+    try:
+        outcome = adapter._outcome(response, mesh, None, False)
+    finally:
+        mesh.close()
     assert (outcome.status, outcome.grpc_status) == (200, 14)
     assert response.extensions["libmesh"] == (True, "w=a,ns=b")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_body_cut_short_raises_httpx_error_as_without_the_mesh(mode: Mode) -> None:
+    with short_body_server() as port:
+        mesh = make_mesh(service_entry("reviews", [(port, {})]))
+        try:
+            with pytest.raises(httpx.RemoteProtocolError):
+                call(mesh, mode, "http://reviews:9080/")
+        finally:
+            mesh.close()

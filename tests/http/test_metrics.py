@@ -4,7 +4,9 @@ with prometheus-client's own parser (the client from the mesh, the server from i
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from libmesh import Mesh
 from libmesh.adapters import asgi, wsgi
 from libmesh.telemetry.accesslog import AccessLogger
+from libmesh.telemetry.metrics import PEER_HEADER
 
 from .conftest import Serve
 from .support import MODES, Mode, Req, call, call_many, make_mesh, service_entry, wait_until
@@ -269,3 +272,56 @@ def test_access_log_has_one_envoy_style_line_per_call(serve: Serve, mode: Mode) 
     assert first["authority"] == "reviews:9080" and first["path"] == "/ok"
     assert first["upstream_host"] == f"127.0.0.1:{port}"
     assert second["response_code"] == 503
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+@pytest.mark.parametrize("mode", MODES)
+def test_a_destination_the_caller_knows_leaves_its_identity_out_and_every_call_is_labelled(
+    serve: Serve, mode: Mode, kind: str
+) -> None:
+    client_mesh, _, _ = _setup(serve, kind, _no_retries())
+    results = call_many(client_mesh, mode, [Req(f"{URL}/ok")] * 5)
+    assert [PEER_HEADER in r.headers for r in results] == [True, False, False, False, False]
+    client_side = client_mesh.metrics_exposition()[0].decode()
+    assert _count(client_side, "istio_requests_total", reporter="source", **DESTINATION) == 5
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_labels_follow_whoever_listens_at_the_address_now(serve: Serve, mode: Mode) -> None:
+    serving: dict[str, Any] = {"app": _fastapi_reviews(make_mesh(app="reviews", version="v2"))}
+
+    async def current(scope: Any, receive: Any, send: Any) -> None:
+        await serving["app"](scope, receive, send)
+
+    port = serve(current)
+    client_mesh = make_mesh(service_entry(HOST, [(port, {"app": "reviews", "version": "v2"})]), _no_retries())
+    client_mesh.peer_exchange.ttl = 0.3
+
+    def calls_to(workload: str, version: str) -> float:
+        text = client_mesh.metrics_exposition()[0].decode()
+        return _count(
+            text, "istio_requests_total", destination_workload=workload, destination_version=version
+        )
+
+    call_many(client_mesh, mode, [Req(f"{URL}/ok")] * 3)
+    assert calls_to("reviews-v2", "v2") == 3
+    # Another mesh workload takes the address over: it does not know the token, and answers at once.
+    serving["app"] = _fastapi_reviews(make_mesh(app="reviews", version="v3"))
+    call_many(client_mesh, mode, [Req(f"{URL}/ok")] * 3)
+    assert calls_to("reviews-v3", "v3") == 3
+    # An app outside the mesh never answers: what the caller knew lasts until it goes unconfirmed, then
+    # the endpoint's own labels describe the destination.
+    serving["app"] = _fastapi_reviews_bare()
+    time.sleep(0.35)
+    call_many(client_mesh, mode, [Req(f"{URL}/ok")] * 2)
+    assert calls_to("unknown", "v2") == 2
+
+
+def _fastapi_reviews_bare() -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/ok")
+    def ok() -> PlainTextResponse:
+        return PlainTextResponse("fine" * 10)
+
+    return app
