@@ -1084,12 +1084,12 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         if pool is not None:
             items, extensions = _traced_parts(mesh, request, span, step, peer)
             core = _core_request(request, step, items, extensions)
-        sending = (
-            _send_core_async(pool, core)
-            if core is not None and pool is not None
-            else inner.handle_async_request(_traced_attempt(mesh, request, span, step, peer))
-        )
         try:
+            sending = (
+                _send_core_async(pool, core)
+                if core is not None and pool is not None
+                else inner.handle_async_request(_traced_attempt(mesh, request, span, step, peer))
+            )
             if step.timeout is not None and step.policy_timeout:
                 # asyncio.timeout rather than wait_for: no task per attempt (8 us against 3 us). A limit that
                 # is only the caller's own timeout is left to the transport, which has it in the attempt's
