@@ -33,9 +33,10 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import httpcore
@@ -325,9 +326,14 @@ def _core_request(
 ) -> httpcore.Request | None:
     """The attempt as the httpcore request an ``httpx.HTTPTransport`` would make of it, built from what the
     mesh already has (the transport would read each part back through httpx's properties and check it
-    again); ``None`` when the address is not a plain ASCII host (the transport's own path handles it)."""
+    again). ``None`` unless the attempt keeps the request's own target and goes to a plain host name or
+    IPv4 address, the case :func:`_rewrite_url` handles without httpx's parser: a rewritten path is
+    normalised and percent-encoded by httpx, an IPv6 or non-ASCII host encoded, and the transport's own path
+    does that."""
     host = step.host
-    if not _CORE_LAYOUT or not host.isascii() or "%" in host or not step.path.isascii():
+    if not _CORE_LAYOUT or not host.isascii() or ":" in host or "%" in host:
+        return None
+    if step.path != _url_parts(request.url)[2]:
         return None
     url = httpcore.URL.__new__(httpcore.URL)
     url.scheme = request.url.raw_scheme
@@ -361,8 +367,9 @@ _CORE_LAYOUT = _core_layout_known()
 def _core_pool(transport: object) -> httpcore.ConnectionPool | None:
     """The httpcore pool behind ``transport`` when it is a plain ``httpx.HTTPTransport`` (whose
     ``handle_request`` only converts to and from httpcore, which the mesh does for less); ``None``
-    otherwise (a subclass or another transport: it is called through its own API)."""
-    if type(transport) is not httpx.HTTPTransport:
+    otherwise: a subclass, another transport, or one whose ``handle_request`` something replaced
+    (OpenTelemetry's httpx instrumentation, pytest-httpx, respx) is called through its own API."""
+    if not _unpatched(transport, httpx.HTTPTransport, "handle_request"):
         return None
     pool = getattr(transport, "_pool", None)
     return pool if isinstance(pool, httpcore.ConnectionPool) else None
@@ -370,10 +377,20 @@ def _core_pool(transport: object) -> httpcore.ConnectionPool | None:
 
 def _async_core_pool(transport: object) -> httpcore.AsyncConnectionPool | None:
     """The asyncio twin of :func:`_core_pool`."""
-    if type(transport) is not httpx.AsyncHTTPTransport:
+    if not _unpatched(transport, httpx.AsyncHTTPTransport, "handle_async_request"):
         return None
     pool = getattr(transport, "_pool", None)
     return pool if isinstance(pool, httpcore.AsyncConnectionPool) else None
+
+
+def _unpatched(transport: object, cls: type, method: str) -> bool:
+    """Whether ``transport`` is exactly a ``cls`` whose ``method`` is still httpx's own function: neither the
+    class's nor the instance's was replaced (instrumentation wraps them in objects of its own, test mocks
+    put functions from other modules there). Checked on every attempt, as they can be patched at any time."""
+    if type(transport) is not cls or method in vars(transport):
+        return False
+    function = cls.__dict__.get(method)
+    return type(function) is FunctionType and function.__module__.partition(".")[0] == "httpx"
 
 
 _CORE_ERRORS: dict[type[BaseException], type[httpx.TransportError] | None] = {}
@@ -425,6 +442,22 @@ async def _send_core_async(pool: httpcore.AsyncConnectionPool, request: httpcore
             raise
         raise mapped from e
     return _core_response(response, _AsyncCoreStream(cast("AsyncIterable[bytes]", response.stream)))
+
+
+def _sending(
+    inner: httpx.AsyncBaseTransport,
+    pool: httpcore.AsyncConnectionPool | None,
+    core: httpcore.Request | None,
+    request: httpx.Request,
+    step: Send,
+    items: list[_HeaderItem],
+    extensions: dict[str, Any],
+) -> Awaitable[httpx.Response]:
+    """An async attempt's response, to await: from httpcore directly when ``core`` was made for ``pool``,
+    else through ``inner``'s own API."""
+    if core is not None and pool is not None:
+        return _send_core_async(pool, core)
+    return inner.handle_async_request(_httpx_attempt(request, step, items, extensions))
 
 
 def _core_response(
@@ -833,12 +866,10 @@ class _AsyncChunks:
         return chunk
 
 
-def _traced_attempt(
-    mesh: Mesh, request: httpx.Request, span: MeshSpan | None, step: Send, peer: tuple[bytes, bytes] | None
+def _httpx_attempt(
+    request: httpx.Request, step: Send, items: list[_HeaderItem], extensions: dict[str, Any]
 ) -> httpx.Request:
-    """The request of one attempt, carrying the client span's trace context (``peer``: see
-    :func:`_attempt_request`)."""
-    items, extensions = _traced_parts(mesh, request, span, step, peer)
+    """The attempt as an ``httpx.Request`` (for a transport called through its own API), from its parts."""
     url = _rewrite_url(request.url, step.host, step.port, step.path)
     return _derive(request, url, _make_headers(items), extensions)
 
@@ -960,16 +991,14 @@ class MeshTransport(httpx.BaseTransport):
         if step.mirrors:
             self._mirror(request, step)
         inner = self._pools.get(step)
+        items, extensions = _traced_parts(mesh, request, span, step, peer)
         pool = _core_pool(inner)
-        core = None
-        if pool is not None:
-            items, extensions = _traced_parts(mesh, request, span, step, peer)
-            core = _core_request(request, step, items, extensions)
+        core = None if pool is None else _core_request(request, step, items, extensions)
         try:
             if core is not None and pool is not None:
                 response = _send_core(pool, core)
             else:
-                response = inner.handle_request(_traced_attempt(mesh, request, span, step, peer))
+                response = inner.handle_request(_httpx_attempt(request, step, items, extensions))
         except httpx.TransportError as e:
             return Outcome(failure=_classify(e)), None
         return _outcome(response, mesh, endpoint, peer is not None), response
@@ -1079,25 +1108,19 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
             self._shadow_tasks.add(task)
             task.add_done_callback(self._shadow_tasks.discard)
         inner = self._pools.get(step)
+        items, extensions = _traced_parts(mesh, request, span, step, peer)
         pool = _async_core_pool(inner)
-        core = None
-        if pool is not None:
-            items, extensions = _traced_parts(mesh, request, span, step, peer)
-            core = _core_request(request, step, items, extensions)
+        core = None if pool is None else _core_request(request, step, items, extensions)
         try:
-            sending = (
-                _send_core_async(pool, core)
-                if core is not None and pool is not None
-                else inner.handle_async_request(_traced_attempt(mesh, request, span, step, peer))
-            )
+            # The awaitable is made where it is awaited, so that nothing can leave it never awaited.
             if step.timeout is not None and step.policy_timeout:
                 # asyncio.timeout rather than wait_for: no task per attempt (8 us against 3 us). A limit that
                 # is only the caller's own timeout is left to the transport, which has it in the attempt's
                 # timeouts, as it would without the mesh.
                 async with asyncio.timeout(step.timeout):
-                    response = await sending
+                    response = await _sending(inner, pool, core, request, step, items, extensions)
             else:
-                response = await sending
+                response = await _sending(inner, pool, core, request, step, items, extensions)
         except TimeoutError:
             return Outcome(failure=Failure.TIMEOUT), None
         except httpx.TransportError as e:

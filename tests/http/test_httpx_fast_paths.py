@@ -49,7 +49,7 @@ class _Capture:
 ATTEMPTS = [
     ("http://reviews:9080/reviews/1", "127.0.0.1"),
     ("https://Reviews.Example:443/a%20b/c?x=1&y=%2F", "Reviews.Example"),
-    ("http://reviews:9080/p?", "::1"),
+    ("http://reviews:9080/p?", "10.0.0.7"),
     ("http://reviews/p;params?q=a+b", "reviews-v2.internal"),
 ]
 
@@ -86,25 +86,48 @@ def test_the_httpcore_request_is_the_one_httpx_transport_makes(text: str, host: 
     assert ours.stream is theirs.stream
 
 
-def test_a_host_httpcore_cannot_take_as_is_goes_through_the_transport() -> None:
-    request = httpx.Client().build_request("GET", "http://reviews:9080/")
-    step = Send("bücher.example", 9080, "reviews:9080", "/", HeaderOps(), None, None, 0)
+@pytest.mark.parametrize(
+    ("host", "path"),
+    [
+        ("bücher.example", "/p?q=1"),  # httpx IDNA-encodes it
+        ("::1", "/p?q=1"),  # httpx takes the brackets off and leaves the default port out
+        ("127.0.0.1", "/a b/../c"),  # a rewritten path: httpx percent-encodes and normalises it
+    ],
+)
+def test_what_httpx_would_encode_goes_through_the_transport(host: str, path: str) -> None:
+    request = httpx.Client().build_request("GET", "http://reviews:9080/p?q=1")
+    step = Send(host, 9080, "reviews:9080", path, HeaderOps(), None, None, 0)
     items, extensions = adapter._attempt_parts(request, step, step.headers, None, frozenset(), None)
     assert adapter._core_request(request, step, items, extensions) is None
 
 
-def test_only_a_plain_httpx_transport_is_bypassed() -> None:
+def test_only_a_plain_httpx_transport_is_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
     class Own(httpx.HTTPTransport):
         pass
 
-    plain, own = httpx.HTTPTransport(), Own()
+    plain, own, patched = httpx.HTTPTransport(), Own(), httpx.HTTPTransport()
+    aplain = httpx.AsyncHTTPTransport()
     try:
         assert adapter._core_pool(plain) is plain._pool
+        assert adapter._async_core_pool(aplain) is aplain._pool
         assert adapter._core_pool(own) is None
         assert adapter._core_pool(httpx.MockTransport(lambda r: httpx.Response(200))) is None
+        # Instrumentation and test mocks replace handle_request, on one instance or on the class.
+        monkeypatch.setattr(patched, "handle_request", lambda request: httpx.Response(200))
+        assert adapter._core_pool(patched) is None
+        original = httpx.HTTPTransport.handle_request
+
+        def traced(self: httpx.HTTPTransport, request: httpx.Request) -> httpx.Response:
+            return original(self, request)
+
+        monkeypatch.setattr(httpx.HTTPTransport, "handle_request", traced)
+        assert adapter._core_pool(plain) is None
+        monkeypatch.undo()
+        assert adapter._core_pool(plain) is plain._pool
     finally:
         plain.close()
         own.close()
+        patched.close()
 
 
 def test_httpcore_errors_become_the_httpx_errors_the_transport_raises() -> None:
