@@ -322,21 +322,20 @@ def _attempt_parts(
 
 
 def _core_request(
-    request: httpx.Request, step: Send, items: list[_HeaderItem], extensions: dict[str, Any]
+    request: httpx.Request, call: Call, step: Send, items: list[_HeaderItem], extensions: dict[str, Any]
 ) -> httpcore.Request | None:
     """The attempt as the httpcore request an ``httpx.HTTPTransport`` would make of it, built from what the
     mesh already has (the transport would read each part back through httpx's properties and check it
     again). ``None`` unless the attempt keeps the request's own target and goes to a plain host name or
     IPv4 address, the case :func:`_rewrite_url` handles without httpx's parser: a rewritten path is
     normalised and percent-encoded by httpx, an IPv6 or non-ASCII host encoded, and the transport's own path
-    does that."""
+    does that. ``call`` is the request as :func:`_call` read it (its scheme, and its target, which an
+    unrewritten attempt's path is)."""
     host = step.host
-    if not _CORE_LAYOUT or not host.isascii() or ":" in host or "%" in host:
-        return None
-    if step.path != _url_parts(request.url)[2]:
+    if not _CORE_LAYOUT or not host.isascii() or ":" in host or "%" in host or step.path != call.path:
         return None
     url = httpcore.URL.__new__(httpcore.URL)
-    url.scheme = request.url.raw_scheme
+    url.scheme = call.scheme.encode("ascii")
     url.host = host.lower().encode("ascii")
     url.port = step.port
     url.target = step.path.encode("ascii")
@@ -390,7 +389,21 @@ def _unpatched(transport: object, cls: type, method: str) -> bool:
     if type(transport) is not cls or method in vars(transport):
         return False
     function = cls.__dict__.get(method)
-    return type(function) is FunctionType and function.__module__.partition(".")[0] == "httpx"
+    return function is not None and function is _HTTPX_OWN.get(cls)
+
+
+def _httpx_own(cls: type, method: str) -> Any:
+    """``cls``'s ``method`` if it is httpx's own function as imported (``None`` when something replaced it
+    before libmesh was imported: such a transport is never bypassed)."""
+    function = cls.__dict__.get(method)
+    own = type(function) is FunctionType and function.__module__.partition(".")[0] == "httpx"
+    return function if own else None
+
+
+_HTTPX_OWN: dict[type, Any] = {
+    httpx.HTTPTransport: _httpx_own(httpx.HTTPTransport, "handle_request"),
+    httpx.AsyncHTTPTransport: _httpx_own(httpx.AsyncHTTPTransport, "handle_async_request"),
+}
 
 
 _CORE_ERRORS: dict[type[BaseException], type[httpx.TransportError] | None] = {}
@@ -950,7 +963,7 @@ class MeshTransport(httpx.BaseTransport):
                         if last is not None:
                             last.close()
                             last = None
-                        outcome, last = self._send(request, span, step)
+                        outcome, last = self._send(request, plan.call, span, step)
                         step = plan.sent(outcome, fault_injected=last is not None and _injected(last))
                     elif isinstance(step, Sleep):
                         time.sleep(step.seconds)
@@ -983,7 +996,7 @@ class MeshTransport(httpx.BaseTransport):
         return result
 
     def _send(
-        self, request: httpx.Request, span: MeshSpan | None, step: Send
+        self, request: httpx.Request, call: Call, span: MeshSpan | None, step: Send
     ) -> tuple[Outcome, httpx.Response | None]:
         """One attempt: its request sent through the destination's pool; a transport error is an outcome."""
         mesh = self.mesh
@@ -993,7 +1006,7 @@ class MeshTransport(httpx.BaseTransport):
         inner = self._pools.get(step)
         items, extensions = _traced_parts(mesh, request, span, step, peer)
         pool = _core_pool(inner)
-        core = None if pool is None else _core_request(request, step, items, extensions)
+        core = None if pool is None else _core_request(request, call, step, items, extensions)
         try:
             if core is not None and pool is not None:
                 response = _send_core(pool, core)
@@ -1062,7 +1075,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
                         if last is not None:
                             await last.aclose()
                             last = None
-                        outcome, last = await self._send(request, span, step)
+                        outcome, last = await self._send(request, plan.call, span, step)
                         step = plan.sent(outcome, fault_injected=last is not None and _injected(last))
                     elif isinstance(step, Sleep):
                         await asyncio.sleep(step.seconds)
@@ -1097,7 +1110,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         return result
 
     async def _send(
-        self, request: httpx.Request, span: MeshSpan | None, step: Send
+        self, request: httpx.Request, call: Call, span: MeshSpan | None, step: Send
     ) -> tuple[Outcome, httpx.Response | None]:
         """One attempt; a transport error or the attempt's own timeout is an outcome."""
         mesh = self.mesh
@@ -1110,7 +1123,7 @@ class AsyncMeshTransport(httpx.AsyncBaseTransport):
         inner = self._pools.get(step)
         items, extensions = _traced_parts(mesh, request, span, step, peer)
         pool = _async_core_pool(inner)
-        core = None if pool is None else _core_request(request, step, items, extensions)
+        core = None if pool is None else _core_request(request, call, step, items, extensions)
         try:
             # The awaitable is made where it is awaited, so that nothing can leave it never awaited.
             if step.timeout is not None and step.policy_timeout:

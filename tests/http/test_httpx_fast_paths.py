@@ -11,6 +11,7 @@ from libmesh import Mesh
 from libmesh.adapters import httpx as adapter
 from libmesh.config import load_yaml
 from libmesh.policy.engine import Send
+from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
 
 from .servers import short_body_server
@@ -31,6 +32,15 @@ URLS = [
 def test_the_probes_find_httpx_0_2x_layouts() -> None:
     # If httpx changes its layout the transport falls back to the public API; this says it did.
     assert adapter._URL_REFERENCE and adapter._ITEMS and adapter._REQUEST_STATE and adapter._CORE_LAYOUT
+
+
+def _read(request: httpx.Request) -> tuple[Call, dict[str, str]]:
+    """The mesh's view of ``request`` (:func:`adapter._call`)."""
+    mesh = Mesh()
+    try:
+        return adapter._call(mesh, request)
+    finally:
+        mesh.close()
 
 
 class _Capture:
@@ -65,7 +75,8 @@ def test_the_httpcore_request_is_the_one_httpx_transport_makes(text: str, host: 
     peer = (b"w=a", b"w=a,k=0123456789ab")
 
     items, extensions = adapter._attempt_parts(request, step, ops, trace, traced, peer)
-    ours = adapter._core_request(request, step, items, extensions)
+    call, _ = _read(request)
+    ours = adapter._core_request(request, call, step, items, extensions)
 
     attempt = adapter._attempt_request(request, step, path, ops, trace, traced, peer)
     transport = httpx.HTTPTransport()
@@ -98,7 +109,8 @@ def test_what_httpx_would_encode_goes_through_the_transport(host: str, path: str
     request = httpx.Client().build_request("GET", "http://reviews:9080/p?q=1")
     step = Send(host, 9080, "reviews:9080", path, HeaderOps(), None, None, 0)
     items, extensions = adapter._attempt_parts(request, step, step.headers, None, frozenset(), None)
-    assert adapter._core_request(request, step, items, extensions) is None
+    call, _ = _read(request)
+    assert adapter._core_request(request, call, step, items, extensions) is None
 
 
 def test_only_a_plain_httpx_transport_is_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
