@@ -476,9 +476,15 @@ def _sending(
 def _core_response(
     response: httpcore.Response, stream: httpx.SyncByteStream | httpx.AsyncByteStream
 ) -> httpx.Response:
-    """httpcore's response as the ``httpx.Response`` the transport would have made of it."""
+    """httpcore's response as the ``httpx.Response`` the transport would have made of it. Its headers are
+    laid out as httpx keeps them here, as ``httpx.Headers`` would from httpcore's byte pairs (and then
+    copied by ``Response`` without a second look): ``Headers(pairs)`` checks and converts each name and value
+    through three calls."""
+    headers: Any = response.headers
+    if _ITEMS:
+        headers = _make_headers([(name, name.lower(), value) for name, value in response.headers])
     return httpx.Response(
-        status_code=response.status, headers=response.headers, stream=stream, extensions=response.extensions
+        status_code=response.status, headers=headers, stream=stream, extensions=response.extensions
     )
 
 

@@ -206,3 +206,18 @@ def test_a_body_cut_short_raises_httpx_error_as_without_the_mesh(mode: Mode) -> 
                 call(mesh, mode, "http://reviews:9080/")
         finally:
             mesh.close()
+
+
+def test_the_response_is_the_one_httpx_transport_makes() -> None:
+    raw = httpcore.Response(
+        200,
+        headers=[(b"Content-Type", b"text/plain"), (b"X-A", b"1"), (b"x-a", b"2")],
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+    ours = adapter._core_response(raw, adapter._CoreStream([]))
+    theirs = httpx.Response(
+        200, headers=raw.headers, extensions=raw.extensions, stream=adapter._CoreStream([])
+    )
+    assert ours.headers.raw == theirs.headers.raw and ours.headers.get_list("x-a") == ["1", "2"]
+    assert ours.headers == theirs.headers and ours.extensions == theirs.extensions
+    assert ours.status_code == theirs.status_code == 200
