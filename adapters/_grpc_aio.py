@@ -5,7 +5,8 @@ differs."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -63,6 +64,38 @@ _NEW, _RUNNING, _DELIVERING, _OVER = 0, 1, 2, 3
 
 def _identity(data: Any) -> Any:
     return data
+
+
+class _WireMetadata(grpc.aio.Metadata):
+    """An attempt's metadata as grpc.aio takes it without converting it: grpc turns a tuple into a
+    ``Metadata`` (an ordered dict of lists, entry by entry) and then back into a tuple, about 6 us of a
+    loopback call. This one is built from the tuple and iterates it; any other use sees a full
+    ``Metadata``, made on first need. Its entries must have distinct names: ``Metadata`` groups repeated
+    names, and this one would send them in the order given."""
+
+    def __init__(self, entries: tuple[tuple[str, str | bytes], ...]) -> None:
+        # The base class's store is made only if something other than grpc's call reads it.
+        self._entries: tuple[tuple[str, str | bytes], ...] | None = entries
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only while ``_metadata`` (the base class's store) has not been made.
+        entries = self.__dict__.get("_entries")
+        if name != "_metadata" or entries is None:
+            raise AttributeError(name)
+        store: OrderedDict[str, list[str | bytes]] = OrderedDict()
+        for key, value in entries:
+            store.setdefault(key, []).append(value)
+        self.__dict__["_metadata"] = store
+        self._entries = None
+        return store
+
+    def __iter__(self) -> Iterator[tuple[str, str | bytes]]:
+        entries = self._entries
+        return super().__iter__() if entries is None else iter(entries)
+
+    def __len__(self) -> int:
+        entries = self._entries
+        return super().__len__() if entries is None else len(entries)
 
 
 class _Method:
@@ -204,6 +237,8 @@ class _AioCall:
     _ops: Any = None
     _cancelled = False
     _callbacks: list[Callable[[Any], None]] | None = None
+    _key: str | None = None
+    _ask: str | None = None
 
     # --- stepping the plan -------------------------------------------------------------------------------
 
@@ -273,7 +308,11 @@ class _AioCall:
         conn = channel._pool.acquire(step)
         self._conn = conn
         mc = conn.callable(m.kind, m.method, m.registered)
-        md = m.info.metadata(self._metadata, step.headers, self._span, channel.mesh)
+        key, ask = common.asking(channel.mesh, step)
+        self._key, self._ask = key, ask
+        md = _WireMetadata(
+            tuple(m.info.metadata(self._metadata, step.headers, self._span, channel.mesh, ask))
+        )
         if step.mirrors and m.kind == "unary_unary":
             channel._mirror(step, m.method, self._request, md, m.registered)
         self._started = channel.mesh.clock()
@@ -332,10 +371,25 @@ class _AioCall:
         inner = self._inner
         code = OK
         trailing = None
+        peer = None
         if inner is not None:
-            trailing = await inner.trailing_metadata()
+            ask = self._ask
             if self._error is not None:
                 code = self._error.code().value[0]  # type: ignore[attr-defined]
+            # An endpoint asked to leave its identity out is labelled with the one known, without grpc
+            # building a Metadata of its trailers for us to read (see common.asking).
+            mesh = self._m.channel.mesh
+            reads = common.reads_answer(mesh, self._key, ask)
+            if code != OK or reads:
+                trailing = await inner.trailing_metadata()
+            if ask is not None:
+                peer = common.answered_peer(mesh, self._key, trailing, True)
+            elif reads:
+                peer = (
+                    common.answered_peer(mesh, self._key, trailing, False)
+                    if code == OK
+                    else common.metadata_value(trailing, PEER_METADATA)
+                )
         if self._response is not _NOTHING:
             self._received, self._received_bytes = 1, len(self._response)
         common.finish(
@@ -346,7 +400,7 @@ class _AioCall:
             response_messages=self._received,
             request_bytes=self._sent.bytes,
             response_bytes=self._received_bytes,
-            peer=common.metadata_value(trailing, PEER_METADATA),
+            peer=peer,
             injected=code != OK and common.fault_marked(trailing),
         )
         self._over()

@@ -22,6 +22,7 @@ from libmesh.policy.grpc_codes import (
 from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
+from libmesh.telemetry.exchange import PEER_TTL
 
 from ._server import FAULT_HEADER, Inbound, note_injected_fault
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FLAGS_METADATA",
     "PEER_METADATA",
+    "PEER_TTL",
     "ChannelPool",
     "Conn",
     "MeshRpcError",
@@ -44,8 +46,6 @@ PEER_METADATA: Final = "x-libmesh-peer"
 #: Envoy's default idle timeout for upstream connections: a per-endpoint channel unused this long is closed.
 DEFAULT_IDLE_TIMEOUT: Final = 3600.0
 _SWEEP_EVERY: Final = 1.0
-#: Seconds a per-endpoint channel trusts the identity its endpoint last answered with (see Conn.peer_fresh).
-PEER_TTL: Final = 5.0
 
 STATUS_BY_CODE: Final[dict[int, grpc.StatusCode]] = {s.value[0]: s for s in grpc.StatusCode}
 
@@ -91,8 +91,7 @@ class Target:
 
 
 class Conn(Generic[C]):
-    """One real channel to one endpoint (and authority), with its multicallables and use counts, and the
-    identity the endpoint last answered with (its ``x-libmesh-peer`` trailer; see :meth:`peer_fresh`)."""
+    """One real channel to one endpoint (and authority), with its multicallables and use counts."""
 
     __slots__ = (
         "active",
@@ -102,8 +101,6 @@ class Conn(Generic[C]):
         "idle_timeout",
         "key",
         "last_used",
-        "peer",
-        "peer_until",
     )
 
     def __init__(self, key: tuple[str, int, str], channel: C, idle_timeout: float, now: float) -> None:
@@ -114,20 +111,6 @@ class Conn(Generic[C]):
         self.last_used = now
         self.idle_timeout = idle_timeout
         self.closed = False
-        self.peer: str | None = None
-        self.peer_until = now
-
-    def peer_fresh(self, now: float) -> bool:
-        """Whether :attr:`peer` was read from an answer less than :data:`PEER_TTL` ago. Reading the trailer
-        needs grpc's call object, which a plain unary call does not make (about 10 us of interpreted code
-        and locking a call); so a call whose caller wants only the response reads it again only this often.
-        The identity of what listens on one address changes only when it is redeployed."""
-        return now < self.peer_until
-
-    def learn_peer(self, peer: str | None, now: float) -> None:
-        """The endpoint answered with identity ``peer`` (``None``: it sent none) at ``now``."""
-        self.peer = peer
-        self.peer_until = now + PEER_TTL
 
     def callable(self, kind: str, method: str, registered: bool) -> Any:
         """The channel's raw-bytes multicallable of ``kind`` (``unary_unary``...) for ``method``, made once."""
@@ -255,8 +238,11 @@ class MethodInfo:
             ("rpc.service", service),
             ("rpc.method", name),
         )
-        # (header edits, the metadata entries their ``set`` gives, those entries' names)
-        self._last: tuple[HeaderOps | None, tuple[tuple[str, str], ...], frozenset[str]] = (
+        # (header edits, identity value sent, the metadata entries they give, those entries' names)
+        self._last: tuple[
+            HeaderOps | None, str | None, tuple[tuple[str, str | bytes], ...], frozenset[str]
+        ] = (
+            None,
             None,
             (),
             frozenset(),
@@ -303,28 +289,65 @@ class MethodInfo:
         edits: HeaderOps,
         span: MeshSpan | None,
         mesh: Mesh,
+        peer_value: str | None = None,
     ) -> Sequence[tuple[str, str | bytes]]:
         """The metadata of one attempt: the app's own, with the route's edits, the propagated context and
-        the client span's trace context (which replaces any the edits carry)."""
+        the client span's trace context (which replaces any the edits carry). ``peer_value``, when given,
+        is sent as the identity entry instead (see :func:`asking`)."""
         trace: dict[str, str] | None = None
         tracer = mesh.tracer
         if span is not None and tracer is not None:
             trace = {}
             tracer.inject(span, trace)
         if own or edits.add or edits.remove:
-            return attempt_metadata(own, edits, trace)
+            entries = attempt_metadata(own, edits, trace)
+            return entries if peer_value is None else _with_peer(entries, peer_value)
         last = self._last
-        if last[0] is edits:
-            base, names = last[1], last[2]
+        if last[0] is edits and last[1] is peer_value:
+            base, names = last[2], last[3]
         else:
             base = tuple((k, v) for k, v in edits.set.items() if k not in _RESERVED)
+            if peer_value is not None:
+                base = _with_peer(base, peer_value)
             names = frozenset(k for k, _ in base)
-            self._last = (edits, base, names)
+            self._last = (edits, peer_value, base, names)
         if not trace:
             return base
         if names.isdisjoint(trace):
             return base + tuple(trace.items())
         return tuple((k, v) for k, v in base if k not in trace) + tuple(trace.items())
+
+
+def _with_peer(entries: Sequence[tuple[str, str | bytes]], value: str) -> tuple[tuple[str, str | bytes], ...]:
+    """``entries`` with the identity entry's value replaced by ``value``."""
+    return tuple((k, value) if k == PEER_METADATA else (k, v) for k, v in entries)
+
+
+def asking(mesh: Mesh, step: Send) -> tuple[str | None, str | None]:
+    """The attempt's endpoint key (``None``: no endpoint) and, when the endpoint may leave its identity
+    out of its trailers because this workload heard it lately, the identity entry to send instead
+    (Istio's metadata exchange with the answer left out; see :class:`~libmesh.telemetry.exchange.PeerExchange`)."""
+    endpoint = step.endpoint
+    if endpoint is None:
+        return None, None
+    key = endpoint.key
+    return key, mesh.peer_exchange.request_value(key)
+
+
+def reads_answer(mesh: Mesh, key: str | None, ask: str | None) -> bool:
+    """Whether an attempt to endpoint ``key`` sent with ``ask`` (see :func:`asking`) needs its trailing
+    metadata read to label it: not when the endpoint was asked to leave its identity out, nor when it
+    lately answered with none (it is outside the mesh)."""
+    return ask is None and (key is None or not mesh.peer_exchange.silent(key))
+
+
+def answered_peer(mesh: Mesh, key: str | None, trailing: Iterable[Any] | None, asked: bool) -> str | None:
+    """The identity to label an attempt to endpoint ``key`` with, from its trailing metadata (``None``:
+    not read, as a call that ``asked`` the endpoint to leave it out need not)."""
+    answered = metadata_value(trailing, PEER_METADATA)
+    if key is None:
+        return answered
+    return mesh.peer_exchange.resolve(key, answered, asked)
 
 
 _NO_HEADERS: Final[Mapping[str, str]] = {}
@@ -589,6 +612,14 @@ class ServerSide:
             time_remaining=context.time_remaining,
         )
 
+    def answer(self, inbound: Inbound) -> tuple[str, str] | None:
+        """The identity entry to put in ``inbound``'s trailing metadata, or ``None`` when this workload has
+        none or the caller said it knows it (see :class:`~libmesh.telemetry.exchange.PeerExchange`)."""
+        peer = self.peer
+        if peer is None or not self.mesh.peer_exchange.answers(inbound.headers.get(PEER_METADATA)):
+            return None
+        return peer
+
     def end(self, inbound: Inbound, ctx: Any, error: BaseException | None) -> None:
         """Finish the call ``begin`` started: ``ctx`` is the servicer context the servicer saw (it noted the
         status and counted the messages), ``error`` what the servicer raised, if anything."""
@@ -638,10 +669,10 @@ class UnaryBehavior:
     def __call__(self, request: Any, context: Any) -> Any:
         side = self._side
         inbound = side.begin(context, self._method, self._span_name)
-        ctx = self._make_context(context, inbound, side.peer)
-        trailers = side.trailers
-        if trailers is not None:
-            context.set_trailing_metadata(trailers)
+        peer = side.answer(inbound)
+        ctx = self._make_context(context, inbound, peer)
+        if peer is not None:
+            context.set_trailing_metadata(side.trailers)
         if self._streaming:
             request = self._count(request, ctx)
         else:

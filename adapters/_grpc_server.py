@@ -131,7 +131,7 @@ class _Base:
         self.mesh = mesh
         side = ServerSide(mesh)
         self._side = side
-        self._peer = side.peer
+        self._answer = side.answer
         self._trailers = side.trailers
         self._begin = side.begin
         self._end = side.end
@@ -207,13 +207,14 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
         self, inner: Callable[[Any, Any], Iterator[Any]], method: str, streaming: bool
     ) -> Callable[[Any, Any], Iterator[Any]]:
         span_name = method[1:]
-        peer, trailers = self._peer, self._trailers
+        answer, trailers = self._answer, self._trailers
         begin, end = self._begin, self._end
 
         def behavior(request: Any, context: Any) -> Iterator[Any]:
             inbound = begin(context, method, span_name)
+            peer = answer(inbound)
             ctx = _Context(context, inbound, peer)
-            if trailers is not None:
+            if peer is not None:
                 context.set_trailing_metadata(trailers)
             if streaming:
                 request = _count(request, ctx)
@@ -295,13 +296,14 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
 
     def _unary(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
         span_name = method[1:]
-        peer, trailers = self._peer, self._trailers
+        answer, trailers = self._answer, self._trailers
         begin, end = self._begin, self._end
 
         async def behavior(request: Any, context: Any) -> Any:
             inbound = begin(context, method, span_name)
+            peer = answer(inbound)
             ctx = _AioContext(context, inbound, peer)
-            if trailers is not None:
+            if peer is not None:
                 context.set_trailing_metadata(trailers)
             if streaming:
                 if request is not None:
@@ -324,14 +326,15 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
 
     def _streaming(self, inner: Callable[..., Any], method: str, streaming: bool) -> Callable[..., Any]:
         span_name = method[1:]
-        peer, trailers = self._peer, self._trailers
+        answer, trailers = self._answer, self._trailers
         begin, end = self._begin, self._end
         if inspect.isasyncgenfunction(inner):
 
             async def generator(request: Any, context: Any) -> AsyncIterator[Any]:
                 inbound = begin(context, method, span_name)
+                peer = answer(inbound)
                 ctx = _AioContext(context, inbound, peer)
-                if trailers is not None:
+                if peer is not None:
                     context.set_trailing_metadata(trailers)
                 if streaming:
                     if request is not None:
@@ -354,8 +357,9 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
         async def writer(request: Any, context: Any) -> Any:
             # A servicer that streams with context.write() and returns nothing.
             inbound = begin(context, method, span_name)
+            peer = answer(inbound)
             ctx = _AioContext(context, inbound, peer)
-            if trailers is not None:
+            if peer is not None:
                 context.set_trailing_metadata(trailers)
             if streaming:
                 if request is not None:

@@ -51,7 +51,7 @@ class PeerExchange:
     repeat an exchange.
     """
 
-    __slots__ = ("_clock", "_known", "_suffix", "own", "ttl")
+    __slots__ = ("_clock", "_known", "_silent", "_suffix", "own", "ttl")
 
     def __init__(self, own: str | None, clock: Callable[[], float], ttl: float = PEER_TTL) -> None:
         self.own = own or None
@@ -61,6 +61,8 @@ class PeerExchange:
         self._suffix = _TOKEN_KEY + peer_token(own) if own else None
         # endpoint key -> (its identity, the request value naming it, when it stops being trusted)
         self._known: dict[str, tuple[str, str, float]] = {}
+        # endpoint key -> until when it is taken to answer nothing (it is outside the mesh)
+        self._silent: dict[str, float] = {}
 
     def request_value(self, endpoint: str) -> str | None:
         """The identity header value to send to ``endpoint`` when it may skip its answer (this workload's
@@ -76,6 +78,8 @@ class PeerExchange:
         known. An endpoint that answers nothing though not asked is not in the mesh: it is forgotten."""
         known = self._known
         if answered is not None:
+            if self._silent:
+                self._silent.pop(endpoint, None)
             entry = known.get(endpoint)
             if (entry is None or entry[0] != answered or not asked) and self.own is not None:
                 if len(known) >= _MAX_ENDPOINTS:
@@ -91,7 +95,18 @@ class PeerExchange:
             return entry[0] if entry is not None else None
         if known:
             known.pop(endpoint, None)
+        silent = self._silent
+        if len(silent) >= _MAX_ENDPOINTS:
+            silent.clear()
+        silent[endpoint] = self._clock() + self.ttl
         return None
+
+    def silent(self, endpoint: str) -> bool:
+        """Whether ``endpoint`` answered a plain request with no identity less than the TTL ago: a caller
+        for which reading the answer costs (a gRPC trailer) may then skip it and label the call as
+        outside the mesh, as :meth:`resolve` would."""
+        until = self._silent.get(endpoint)
+        return until is not None and self._clock() < until
 
     def answers(self, request_value: str | None) -> bool:
         """Whether a server answers a request carrying identity header ``request_value`` with its own

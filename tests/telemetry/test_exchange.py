@@ -75,3 +75,19 @@ def test_the_token_names_the_value() -> None:
     assert peer_token(REVIEWS) == peer_token(REVIEWS)
     assert peer_token(REVIEWS) != peer_token(RATINGS)
     assert len(peer_token(REVIEWS)) == 12 and int(peer_token(REVIEWS), 16) >= 0
+
+
+def test_an_endpoint_that_answered_nothing_is_silent_for_the_ttl_until_it_answers() -> None:
+    clock = Clock()
+    exchange = PeerExchange(ME, clock)
+    assert not exchange.silent(EP)
+    assert exchange.resolve(EP, None, asked=False) is None
+    assert exchange.silent(EP) and not exchange.silent("10.0.0.8:9080")
+    clock.now += 4.9
+    assert exchange.silent(EP)
+    clock.now += 0.2
+    assert not exchange.silent(EP)
+    exchange.resolve(EP, None, asked=False)
+    assert exchange.silent(EP)
+    assert exchange.resolve(EP, REVIEWS, asked=False) == REVIEWS
+    assert not exchange.silent(EP)
