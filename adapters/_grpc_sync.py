@@ -164,112 +164,22 @@ class _UnaryUnary(_Method, _UnaryUnaryMultiCallableBase):
     ) -> tuple[Any, grpc.Call | None]:
         """One unary call through the mesh: (response, grpc's call object, or ``None`` when ``want_call`` is
         false and the call was made without one)."""
-        data = self._ser(request)
         channel = self._channel
-        mesh = channel.mesh
-        info = self._info
-        clock = mesh.clock
-        deadline = None if timeout is None else clock() + timeout
-        plan, span = info.start(mesh, metadata, True, deadline)
-        pool = channel._pool
-        method, registered = self._method, self._registered
-        # The plan is stepped here rather than by engine.drive: the same loop, without three closures and
-        # a generic call per step, which a unary call (the common case) pays on every call.
-        last: Any = None
-        peer: str | None = None
-        try:
-            step = plan.first()
-            while True:
-                if isinstance(step, Send):
-                    last = None
-                    outcome: Outcome = ENDED_OK
-                    injected = False
-                    conn = pool.acquire(step)
-                    try:
-                        mc = conn.callable("unary_unary", method, registered)
-                        key, ask = common.asking(mesh, step)
-                        md = info.metadata(metadata, step.headers, span, mesh, ask)
-                        if step.mirrors:
-                            channel._mirror(step, method, data, md, registered)
-                        started = clock()
-                        t = common.attempt_timeout(step.timeout, deadline, started)
-                        try:
-                            # A plain call makes no grpc call object to read trailers from (about 10 us of
-                            # interpreted code and a lock); it is enough when the trailers hold no identity
-                            # to learn (see common.reads_answer).
-                            if want_call or common.reads_answer(mesh, key, ask):
-                                last = mc.with_call(data, t, md, credentials, wait_for_ready, compression)
-                                trailing = last[1].trailing_metadata()
-                                peer = common.answered_peer(mesh, key, trailing, ask is not None)
-                            else:
-                                last = (mc(data, t, md, credentials, wait_for_ready, compression), None)
-                                peer = None if ask is None else common.answered_peer(mesh, key, None, True)
-                        except grpc.RpcError as e:
-                            err: Any = e
-                            last = e
-                            elapsed = clock() - started
-                            outcome = common.error_outcome(err.code().value[0], err.details(), t, elapsed)
-                            trailing = err.trailing_metadata()
-                            injected = common.fault_marked(trailing)
-                            # A failure need not come from the endpoint (a refused connection): only an
-                            # endpoint asked to leave its identity out is labelled with the one known.
-                            if ask is None:
-                                peer = common.metadata_value(trailing, PEER_METADATA)
-                            else:
-                                peer = common.answered_peer(mesh, key, trailing, True)
-                    finally:
-                        pool.release(conn)
-                    step = plan.sent(outcome, fault_injected=injected)
-                elif isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                    step = plan.resume()
-                elif isinstance(step, Reply):
-                    code, details = common.local_reply(plan, span, step)
-                    result: Any = MeshRpcError(code, details, step.flags)
-                    break
-                else:
-                    result = self._deliver(plan, span, data, last, step, peer)
-                    break
-        except CallerDeadlineExceeded:
-            code, details = common.caller_gave_up(plan, span)
-            raise MeshRpcError(code, details, plan.response_flags) from None
-        except BaseException:
-            plan.abandon()
-            raise
-        if isinstance(result, BaseException):
-            raise result
-        return result  # type: ignore[no-any-return]
-
-    def _deliver(
-        self, plan: CallPlan, span: MeshSpan | None, data: bytes, result: Any, step: Deliver, peer: str | None
-    ) -> Any:
-        if isinstance(result, grpc.RpcError):
-            err: Any = result
-            common.finish(
-                plan,
-                span,
-                err.code().value[0],
-                request_messages=1,
-                response_messages=0,
-                request_bytes=len(data),
-                response_bytes=0,
-                peer=peer,
-                injected=common.fault_marked(err.trailing_metadata()),
-            )
-            return result
-        response, rcall = result
-        common.finish(
-            plan,
-            span,
-            OK,
-            request_messages=1,
-            response_messages=1,
-            request_bytes=len(data),
-            response_bytes=len(response),
-            peer=peer,
+        response, rcall, ops = common.unary_call(
+            channel.mesh,
+            channel._pool,
+            self._info,
+            self._registered,
+            channel._mirror,
+            self._ser(request),
+            timeout,
+            metadata,
+            credentials,
+            wait_for_ready,
+            compression,
+            want_call,
         )
-        ops = step.response_headers
-        if ops and rcall is not None:
+        if ops is not None and rcall is not None:
             rcall = _EditedCall(rcall, ops)
         return self._deser(response), rcall
 
