@@ -215,16 +215,18 @@ class Inbound:
             if self.span is not None:
                 self.span.finish(status, error=error)
             if grpc_status is None:
-                self.mesh.record_inbound(
-                    self.call,
+                self.mesh.record_served(
+                    self.headers,
+                    self.peer_identity,
                     status,
                     duration_ms=(self.mesh.clock() - self.started) * 1000.0,
                     request_bytes=self.request_bytes,
                     response_bytes=self.response_bytes,
                 )
             else:
-                self.mesh.record_inbound(
-                    self.call,
+                self.mesh.record_served(
+                    self.headers,
+                    self.peer_identity,
                     status,
                     duration_ms=(self.mesh.clock() - self.started) * 1000.0,
                     request_bytes=self.request_bytes,
