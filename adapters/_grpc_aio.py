@@ -384,12 +384,11 @@ class _AioCall:
                 trailing = await inner.trailing_metadata()
             if ask is not None:
                 peer = common.answered_peer(mesh, self._key, trailing, True)
-            elif reads:
-                peer = (
-                    common.answered_peer(mesh, self._key, trailing, False)
-                    if code == OK
-                    else common.metadata_value(trailing, PEER_METADATA)
-                )
+            elif reads and code == OK:
+                peer = common.answered_peer(mesh, self._key, trailing, False)
+            else:
+                # A failure need not come from the endpoint (a refused connection): it teaches nothing.
+                peer = common.metadata_value(trailing, PEER_METADATA)
         if self._response is not _NOTHING:
             self._received, self._received_bytes = 1, len(self._response)
         common.finish(
