@@ -215,7 +215,7 @@ class Inbound:
             if self.span is not None:
                 self.span.finish(status, error=error)
             if grpc_status is None:
-                self.mesh.record_served(
+                self.mesh.record_inbound(
                     self.headers,
                     self.peer_identity,
                     status,
@@ -224,7 +224,7 @@ class Inbound:
                     response_bytes=self.response_bytes,
                 )
             else:
-                self.mesh.record_served(
+                self.mesh.record_inbound(
                     self.headers,
                     self.peer_identity,
                     status,

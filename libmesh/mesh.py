@@ -679,36 +679,6 @@ class Mesh:
 
     def record_inbound(
         self,
-        call: Call,
-        status: int,
-        *,
-        duration_ms: float,
-        request_bytes: int = 0,
-        response_bytes: int = 0,
-        flags: str = "-",
-        protocol: str = "http",
-        grpc_status: int | None = None,
-        request_messages: int = 0,
-        response_messages: int = 0,
-    ) -> None:
-        """Record a served request once (``reporter="destination"``), as the server adapters see it
-        (``request_messages``/``response_messages``: gRPC messages received and sent)."""
-        self.record_served(
-            call.headers,
-            call.peer_identity,
-            status,
-            duration_ms=duration_ms,
-            request_bytes=request_bytes,
-            response_bytes=response_bytes,
-            flags=flags,
-            protocol=protocol,
-            grpc_status=grpc_status,
-            request_messages=request_messages,
-            response_messages=response_messages,
-        )
-
-    def record_served(
-        self,
         headers: Mapping[str, str],
         peer_identity: str | None,
         status: int,
@@ -722,9 +692,10 @@ class Mesh:
         request_messages: int = 0,
         response_messages: int = 0,
     ) -> None:
-        """:meth:`record_inbound` for a request known by its ``headers`` (lower-case names) and the peer
-        identity its connection proved (``None`` without mTLS): what a server adapter has without building
-        the request's :class:`~libmesh.routing.call.Call`."""
+        """Record a served request once (``reporter="destination"``), as the server adapters see it: its
+        ``headers`` (lower-case names), the peer identity its connection proved (``None`` without mTLS),
+        and for gRPC the messages received and sent (``request_messages``/``response_messages``). The
+        request's :class:`~libmesh.routing.call.Call` is not needed, so adapters need not build it."""
         metrics = self.metrics
         if metrics is None:
             return
