@@ -310,9 +310,11 @@ class _AioCall:
         mc = conn.callable(m.kind, m.method, m.registered)
         key, ask = common.asking(channel.mesh, step)
         self._key, self._ask = key, ask
-        md = _WireMetadata(
-            tuple(m.info.metadata(self._metadata, step.headers, self._span, channel.mesh, ask))
-        )
+        md: Any = m.info.metadata(self._metadata, step.headers, self._span, channel.mesh, ask)
+        if not self._metadata and not step.headers.add:
+            # Distinct names (the route's edits and the trace context), so grpc's own grouping by name
+            # would send them in this order too.
+            md = _WireMetadata(md if isinstance(md, tuple) else tuple(md))
         if step.mirrors and m.kind == "unary_unary":
             channel._mirror(step, m.method, self._request, md, m.registered)
         self._started = channel.mesh.clock()

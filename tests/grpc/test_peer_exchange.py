@@ -11,6 +11,7 @@ import grpc
 import grpc.aio
 import pytest
 
+from libmesh.adapters import grpc as mesh_grpc
 from libmesh.adapters._grpc_aio import _WireMetadata
 from libmesh.adapters._grpc_common import PEER_METADATA
 from libmesh.telemetry.exchange import peer_token
@@ -92,3 +93,39 @@ def test_wire_metadata_reaches_the_server_as_sent(start: Start) -> None:
     reply = asyncio.run(main())
     assert reply.payload == "p"
     assert [echo.seen[0][k] for k in ("x-one", "x-two", "x-three")] == ["1", "2", "3"]
+
+
+def test_app_metadata_with_a_repeated_name_reaches_the_server_in_grpcs_own_order() -> None:
+    """grpc.aio groups repeated metadata names; the mesh channel sends the app's metadata as grpc would."""
+    seen: list[list[tuple[str, str]]] = []
+
+    class Recorder(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+        async def intercept_service(self, continuation: Any, details: Any) -> Any:
+            seen.append([(k, v) for k, v in details.invocation_metadata if k in ("x-one", "x-two")])
+            return await continuation(details)
+
+    sent = (("x-one", "1"), ("x-two", "2"), ("x-one", "3"))
+
+    async def call(channel: Any) -> None:
+        try:
+            await channel.unary_unary("/echo.Echo/Unary")(b"", metadata=sent)
+        except grpc.aio.AioRpcError as e:  # nothing serves the method; the metadata arrived first
+            assert e.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    async def main() -> None:
+        server = grpc.aio.server(interceptors=[Recorder()])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        mesh = make_mesh(service_entry([(port, {"app": "echo", "version": "v1"})]))
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+                await call(ch)
+            async with mesh_grpc.aio_channel(mesh, "echo:50051") as ch:
+                await call(ch)
+        finally:
+            mesh.close()
+            await server.stop(None)
+
+    asyncio.run(main())
+    assert seen[0] == [("x-one", "1"), ("x-one", "3"), ("x-two", "2")]
+    assert seen[1] == seen[0]
