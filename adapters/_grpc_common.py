@@ -24,7 +24,6 @@ from libmesh.policy.grpc_codes import (
 from libmesh.policy.outcome import Failure, Flag, Outcome
 from libmesh.routing.call import Call
 from libmesh.routing.decision import HeaderOps
-from libmesh.telemetry.exchange import PEER_TTL
 
 from ._server import FAULT_HEADER, Inbound, note_injected_fault
 
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FLAGS_METADATA",
     "PEER_METADATA",
-    "PEER_TTL",
     "ChannelPool",
     "Conn",
     "MeshRpcError",

@@ -9,7 +9,8 @@ import grpc
 import pytest
 
 from libmesh.adapters import grpc as mesh_grpc
-from libmesh.adapters._grpc_common import PEER_METADATA, PEER_TTL
+from libmesh.adapters._grpc_common import PEER_METADATA
+from libmesh.telemetry.exchange import PEER_TTL
 from libmesh.telemetry.metrics import Peer, encode_peer
 
 from .conftest import Start
