@@ -38,6 +38,7 @@ MODULES: tuple[str, ...] = (
     "http_overhead",
     "http_bench",
     "grpc_bench",
+    "grpc_floor",
 )
 
 
