@@ -680,10 +680,19 @@ def client_address(peer: str | None) -> str | None:
 
 
 def message_size(message: Any) -> int:
-    """A message's serialized size (protobuf messages know it without serializing again); 0 for a message
-    of another kind, whose size the interceptor cannot know."""
-    byte_size = getattr(message, "ByteSize", None)
-    return byte_size() if byte_size is not None else 0
+    """A message's serialized size: a raw-bytes message's length (a method served without serializers), a
+    protobuf message's ``ByteSize()`` (known without serializing again); 0 for a message of another kind,
+    whose size the interceptor cannot know."""
+    if isinstance(message, bytes):
+        return len(message)
+    # hasattr, not getattr with a default: in a compiled build the latter makes and drops an AttributeError
+    # (its message formatted) for every message without the attribute.
+    if hasattr(message, "ByteSize"):
+        size: int = message.ByteSize()
+        return size
+    if isinstance(message, bytearray):
+        return len(message)
+    return message.nbytes if isinstance(message, memoryview) else 0
 
 
 class ServerSide:

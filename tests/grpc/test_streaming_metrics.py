@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
@@ -179,3 +180,55 @@ def test_a_plain_unary_call_labels_its_destination_with_the_identity_last_answer
     finally:
         server.stop()
         mesh.close()
+
+
+async def _echo_bytes(request: bytes, context: Any) -> bytes:
+    return request + b"!"
+
+
+def _raw_handler(behavior: Any) -> grpc.GenericRpcHandler:
+    """One unary method served without serializers: raw bytes in and out."""
+    return grpc.method_handlers_generic_handler(
+        "raw.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(behavior)}
+    )
+
+
+@pytest.mark.parametrize("kind", ["sync", "aio"])
+def test_raw_bytes_messages_are_counted_by_their_length_on_both_sides(kind: str) -> None:
+    server_mesh = make_mesh(app="echo")
+    request = b"x" * 40
+    meshes: list[Any] = []
+
+    def client(port: int) -> Any:
+        mesh = make_mesh(service_entry([(port, {})]))
+        meshes.append(mesh)
+        return mesh
+
+    if kind == "sync":
+        server = grpc.server(ThreadPoolExecutor(2), interceptors=[mesh_grpc.ServerInterceptor(server_mesh)])
+        server.add_generic_rpc_handlers((_raw_handler(lambda req, ctx: req + b"!"),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            with mesh_grpc.channel(client(port), f"{HOST}:50051") as ch:
+                assert ch.unary_unary("/raw.Echo/Unary")(request) == request + b"!"
+        finally:
+            server.stop(None)
+    else:
+
+        async def main() -> None:
+            server = grpc.aio.server(interceptors=[mesh_grpc.AioServerInterceptor(server_mesh)])
+            server.add_generic_rpc_handlers((_raw_handler(_echo_bytes),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with mesh_grpc.aio_channel(client(port), f"{HOST}:50051") as ch:
+                    assert await ch.unary_unary("/raw.Echo/Unary")(request) == request + b"!"
+            finally:
+                await server.stop(None)
+
+        run(main())
+    wait_until(lambda: metric_value(server_mesh, "istio_requests_total") == 1)
+    for m, side in ((meshes[0], "source"), (server_mesh, "destination")):
+        assert metric_value(m, "istio_request_bytes_sum", reporter=side) == len(request), side
+        assert metric_value(m, "istio_response_bytes_sum", reporter=side) == len(request) + 1, side
