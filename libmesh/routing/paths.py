@@ -69,15 +69,24 @@ def _remove_dot_segments(path: str) -> str:
     return result if result.startswith("/") else "/" + result
 
 
+def _changes(text: str, merge: bool) -> bool:
+    """Whether normalizing may change ``text``: it has escapes, backslashes, dot segments or (when
+    merging) double slashes."""
+    return "%" in text or "\\" in text or "/." in text or (merge and "//" in text)
+
+
 def normalize_path(target: str, mode: str) -> str:
     """``target`` (a path with its query) normalized as Istio's ``mode`` does it; the query is kept as is.
     Returns ``target`` itself when nothing changes."""
     if mode == "NONE":
         return target
-    path, sep, query = target.partition("?")
     merge = mode != "BASE"
-    # Most paths need nothing: no escapes, backslashes, dot segments or (when merging) double slashes.
-    if "%" not in path and "\\" not in path and "/." not in path and not (merge and "//" in path):
+    # Most paths need nothing. The whole target is tested first: when its query has nothing to change either
+    # (most have none), the path is not split off at all.
+    if not _changes(target, merge):
+        return target
+    path, sep, query = target.partition("?")
+    if not _changes(path, merge):
         return target
     if "%" in path:
         path = _decode(path, mode == "DECODE_AND_MERGE_SLASHES")
