@@ -29,21 +29,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import grpc
 import grpc.aio
 
 from . import Result, with_ratios
+from .grpc_server import METHOD, serve
 from .http_bench import _p, pinned_client, serving
 
 __all__ = ["CLIENTS", "main", "run"]
 
-METHOD = "/bench.Echo/Unary"
 _REQUEST = b'{"id": 1}'
-_REPLY = b'{"id": 1, "name": "book", "stars": 4}'
 _IDENTITY = "w=client,ns=default,app=client,cs=client,k=4df42127a3e6"
 _BUCKETS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000)
 _REQUEST_CONTEXT: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar("floor")
@@ -130,37 +127,10 @@ class _AioHooks(grpc.aio.ServerInterceptor):
 
 
 def _serve(args: argparse.Namespace) -> None:
-    handler: Any
-    if args.aio:
-
-        async def unary(request: bytes, context: Any) -> bytes:
-            return _REPLY
-
-        async def go() -> None:
-            server = grpc.aio.server(interceptors=[_AioHooks()] if args.hooks else [])
-            server.add_generic_rpc_handlers(
-                (
-                    grpc.method_handlers_generic_handler(
-                        "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(unary)}
-                    ),
-                )
-            )
-            port = server.add_insecure_port("127.0.0.1:0")
-            await server.start()
-            Path(args.port_file).write_text(str(port))
-            await server.wait_for_termination()
-
-        asyncio.run(go())
-        return
-    server = grpc.server(ThreadPoolExecutor(4), interceptors=[_Hooks()] if args.hooks else [])
-    handler = grpc.method_handlers_generic_handler(
-        "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(lambda request, context: _REPLY)}
-    )
-    server.add_generic_rpc_handlers((handler,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    Path(args.port_file).write_text(str(port))
-    server.wait_for_termination()
+    hooks: list[Any] = []
+    if args.hooks:
+        hooks = [_AioHooks() if args.aio else _Hooks()]
+    serve(hooks, args.aio, args.port_file)
 
 
 # --- the clients ---------------------------------------------------------------------------------------

@@ -33,30 +33,35 @@ def _interceptors(mesh: bool, aio: bool) -> list[Any]:
     return [AioServerInterceptor(m) if aio else ServerInterceptor(m)]
 
 
-def _sync(args: argparse.Namespace) -> None:
-    server = grpc.server(ThreadPoolExecutor(4), interceptors=_interceptors(args.mesh, False))
+def serve(interceptors: list[Any], aio: bool, port_file: str) -> None:
+    """Serve the echo method on ``grpc.server`` (or ``grpc.aio.server``) with ``interceptors``, bound to
+    127.0.0.1:0, the port written to ``port_file``, until terminated."""
+    if aio:
+        asyncio.run(_aio(interceptors, port_file))
+        return
+    server = grpc.server(ThreadPoolExecutor(4), interceptors=interceptors)
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(lambda req, ctx: _REPLY)}
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    Path(args.port_file).write_text(str(port))
+    Path(port_file).write_text(str(port))
     server.wait_for_termination()
 
 
-async def _aio(args: argparse.Namespace) -> None:
+async def _aio(interceptors: list[Any], port_file: str) -> None:
     async def unary(req: bytes, ctx: Any) -> bytes:
         return _REPLY
 
-    server = grpc.aio.server(interceptors=_interceptors(args.mesh, True))
+    server = grpc.aio.server(interceptors=interceptors)
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Unary": grpc.unary_unary_rpc_method_handler(unary)}
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    Path(args.port_file).write_text(str(port))
+    Path(port_file).write_text(str(port))
     await server.wait_for_termination()
 
 
@@ -67,10 +72,7 @@ def main() -> None:
     parser.add_argument("--aio", action="store_true")
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
-    if args.aio:
-        asyncio.run(_aio(args))
-    else:
-        _sync(args)
+    serve(_interceptors(args.mesh, args.aio), args.aio, args.port_file)
 
 
 if __name__ == "__main__":
